@@ -1,0 +1,34 @@
+# equinb: `make book` builds the executed HTML book, `make test` runs the test suite.
+# Both create the virtual environment in .venv on first use; later calls reuse it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KERNEL := equinb
+
+.PHONY: all setup book test bench clean
+
+all: test
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (equinb)"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build --all --warningiserror --keep-going . || { rm -rf _build/.doctrees; exit 1; }
+	@echo "book: open _build/html/index.html"
+
+test: $(STAMP)
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/sph_bench.py
+
+clean:
+	rm -rf _build
