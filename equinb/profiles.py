@@ -1,0 +1,42 @@
+"""Named parameter sets for the book's chapters, in one place.
+
+A profile maps a chapter (its file stem, e.g. ``"04_model_and_training"``) to the parameters that differ from
+the chapter's own defaults. Chapters a profile does not name run with their defaults.
+
+* ``cpu``: the chapters' defaults (what ``make book`` executes on two CPU cores).
+* ``smoke``: the smallest settings that still exercise every cell; used by the test suite.
+* ``paper``: the study's full scale (all of QM9, its epochs); meant for a GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu": {},
+    "smoke": {},
+    "paper": {},
+}
+
+
+def profile_parameters(profile: str, chapter: str) -> dict[str, Any]:
+    """Parameters a profile sets for one chapter.
+
+    Parameters
+    ----------
+    profile
+        Name of the profile (a key of :data:`PROFILES`).
+    chapter
+        File stem of the chapter.
+
+    Returns
+    -------
+    dict
+        Parameter names and values (empty when the profile keeps the chapter's defaults).
+
+    Raises
+    ------
+    KeyError
+        If the profile does not exist.
+    """
+    return dict(PROFILES[profile].get(chapter, {}))
