@@ -1,0 +1,116 @@
+"""A run's data and trained model, rebuilt from its folder: what evaluation and analysis read.
+
+Training (:mod:`equinb.train`) writes run folders; everything that only reads them — test metrics, parity plots,
+the per-irrep analysis — goes through these functions, so no analysis depends on the training loop.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import data
+from .model import EquivariantModel, ModelConfig
+from .runs import CHECKPOINT, SPLIT, RunFolder, atomic_write_bytes
+
+#: Keys of a run configuration that describe the model (the rest describe data and training).
+MODEL_KEYS = ("L", "h", "num_layers", "sh_backend", "gate")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the first CUDA device if there is one, else the CPU; anything else as given."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def model_config(config: dict) -> ModelConfig:
+    """The :class:`~equinb.model.ModelConfig` part of a run configuration."""
+    return ModelConfig(**{key: config[key] for key in MODEL_KEYS if key in config})
+
+
+def save_checkpoint(run: RunFolder, state: dict) -> None:
+    """Write ``checkpoint.pt`` atomically (serialised in memory, then renamed into place)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(run.file(CHECKPOINT), buffer.getvalue())
+
+
+def load_checkpoint(run: RunFolder, map_location: str | torch.device = "cpu") -> dict | None:
+    """The last checkpoint of a run, or None if it has none yet."""
+    path = run.file(CHECKPOINT)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def load_model(run: RunFolder, device: str | torch.device = "auto") -> tuple[EquivariantModel, data.Normalizer]:
+    """The trained model of a finished run (in eval mode) and its label normaliser.
+
+    Raises
+    ------
+    ValueError
+        If the folder is not a finished run.
+    """
+    run.require_finished()
+    device = resolve_device(device)
+    state = load_checkpoint(run, map_location=device)
+    model = EquivariantModel.from_config(model_config(run.config)).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, data.Normalizer.from_dict(state["normalizer"])
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run's molecules: the QM9 arrays, its persisted split and the graphs of the requested parts."""
+
+    arrays: data.QM9Arrays
+    split: dict[str, np.ndarray]
+    graphs: dict[str, list]
+
+
+def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), progress: bool = False) -> RunData:
+    """Graphs of a run's split parts, built exactly as the run built them (same graph kind and cutoff).
+
+    Raises
+    ------
+    ValueError
+        If the run has no persisted split or a part is unknown.
+    """
+    if not run.file(SPLIT).is_file():
+        raise ValueError(f"run {run.path} has no {SPLIT}")
+    config = run.config
+    arrays = data.load_qm9(progress=progress)
+    split = data.load_split(run.file(SPLIT))
+    graphs = {}
+    for part in parts:
+        if part not in split:
+            raise ValueError(f"unknown split part {part!r}; the run has {sorted(split)}")
+        graphs[part] = data.make_dataset(arrays, split[part], graph=config["graph"], cutoff=config["graph_cutoff"])
+    return RunData(arrays, split, graphs)
+
+
+@torch.no_grad()
+def predict(model: EquivariantModel, graphs: list, normalizer: data.Normalizer, batch_size: int = 64,
+            device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted energies (eV) of ``graphs``, in their order.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(true, predicted)``, each ``(len(graphs),)`` float64.
+    """
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    true, predicted = [], []
+    for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
+        batch = batch.to(device)
+        predicted.append(normalizer.denormalize(model(batch).double()).cpu())
+        true.append(batch.y.double().cpu())
+    if not true:
+        return np.zeros(0), np.zeros(0)
+    return torch.cat(true).numpy(), torch.cat(predicted).numpy()

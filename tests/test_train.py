@@ -1,0 +1,130 @@
+"""Training runs: resume after interruption gives the uninterrupted result; reuse; NaN handling; errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from equinb import train as train_module
+from equinb.train import TrainConfig, TrainingDiverged, train
+from equinb.trained import load_checkpoint, load_model, predict, run_data
+
+TINY = dict(L=[0, 1], h=2, num_layers=0, epochs=3, n_molecules=60, batch_size=16, sh_backend="e3nn")
+
+
+def _history(run):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in run.history()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted tiny run."""
+    return train(TinyConfig(), runs_parent=tmp_path_factory.mktemp("ref"), progress=False)
+
+
+def TinyConfig(**changes):
+    return TrainConfig(**{**TINY, **changes})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_finished_run_has_metrics_and_history(reference):
+    metrics = reference.metrics
+    assert set(metrics["test"]) == {"mae_ev", "rmse_ev", "mse_ev2"}
+    assert metrics["test"]["mse_ev2"] == pytest.approx(metrics["test"]["rmse_ev"] ** 2)
+    assert metrics["n_molecules"] == {"train": 48, "val": 6, "test": 6}
+    assert [row["epoch"] for row in reference.history()] == ["1", "2", "3"]
+    assert metrics["baseline_test"]["mae_ev"] > 0
+
+
+def test_resume_after_interrupt_between_epochs_equals_uninterrupted(reference, tmp_path):
+    def stop_after_two(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TinyConfig(), runs_parent=tmp_path, progress=False, on_epoch_end=stop_after_two)
+    run = train(TinyConfig(), runs_parent=tmp_path, progress=False)
+    assert _history(run) == _history(reference)
+    assert run.metrics["test"] == reference.metrics["test"]
+    ours, theirs = load_checkpoint(run)["model"], load_checkpoint(reference)["model"]
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_resume_after_interrupt_inside_an_epoch(reference, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = train_module.predict
+
+    def predict_then_die(*args, **kwargs):  # dies in epoch 2, after its training steps, before its checkpoint
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "predict", predict_then_die)
+    with pytest.raises(Interrupt):
+        train(TinyConfig(), runs_parent=tmp_path, progress=False)
+    monkeypatch.setattr(train_module, "predict", original)
+    run = train(TinyConfig(), runs_parent=tmp_path, progress=False)
+    assert _history(run) == _history(reference)
+    assert run.metrics["test"] == reference.metrics["test"]
+
+
+def test_finished_run_is_reused_not_retrained(reference):
+    calls = []
+    again = train(TinyConfig(), runs_parent=reference.path.parent, progress=False, on_epoch_end=calls.append)
+    assert again.path == reference.path and calls == []
+
+
+def test_loaded_model_reproduces_test_metrics(reference):
+    model, normalizer = load_model(reference, device="cpu")
+    graphs = run_data(reference, parts=["test"]).graphs["test"]
+    true, predicted = predict(model, graphs, normalizer)
+    assert abs(true - predicted).mean() == pytest.approx(reference.metrics["test"]["mae_ev"], rel=1e-6)
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatch):
+    original = torch.nn.functional.mse_loss
+    calls = {"n": 0}
+
+    def poisoned(a, b):
+        calls["n"] += 1
+        loss = original(a, b)
+        return loss * float("nan") if calls["n"] > 4 else loss  # 3 batches per epoch: dies in epoch 2
+
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2"):
+        train(TinyConfig(), runs_parent=tmp_path, progress=False)
+    (run_path,) = tmp_path.iterdir()
+    from equinb.runs import RunFolder
+
+    run = RunFolder(run_path)
+    assert not run.finished and len(load_checkpoint(run)["history"]) == 1
+
+
+def test_name_of_another_config_is_refused(reference):
+    with pytest.raises(ValueError, match="another configuration"):
+        train(TinyConfig(seed=1), runs_parent=reference.path.parent, name=reference.name, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"graph": "knn"}, "knn"),
+        ({"L": [0, 11]}, "11"),
+        ({"h": 0}, "h"),
+        ({"fractions": (0.5, 0.1, 0.1)}, "fractions|sum"),
+    ],
+)
+def test_bad_configs(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TinyConfig(**changes)
+
+
+def test_unknown_config_key():
+    with pytest.raises(ValueError, match="unknown training configuration keys"):
+        TrainConfig.from_dict({**TINY, "epoch": 3})
