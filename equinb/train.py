@@ -83,7 +83,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.graph not in data.GRAPH_KINDS:
             raise ValueError(f"unknown graph kind {self.graph!r}; choose one of {data.GRAPH_KINDS}")
-        data.split_sizes(max(self.n_molecules or data.N_QM9, 10), self.fractions)  # validates fractions
+        data.subset_indices(data.N_QM9, self.n_molecules)  # validates n_molecules
+        data.split_sizes(self.n_molecules or data.N_QM9, self.fractions)  # validates fractions, no empty part
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists for sequences)."""

@@ -118,6 +118,8 @@ def test_name_of_another_config_is_refused(reference):
         ({"L": [0, 11]}, "11"),
         ({"h": 0}, "h"),
         ({"fractions": (0.5, 0.1, 0.1)}, "fractions|sum"),
+        ({"n_molecules": 200_000}, "200000"),
+        ({"n_molecules": 5}, "empty|split|5"),
     ],
 )
 def test_bad_configs(changes, message):
