@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from equinb.runner import run_chapter, toc_files
+from equinb.runner import find_chapter, run_chapter, toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,5 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("chapter", toc_files(ROOT), ids=lambda path: path.stem)
 def test_chapter_executes(chapter, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    out = run_chapter(chapter, profile="smoke", out=tmp_path / f"{chapter.stem}.ipynb", progress_bar=False)
+    defaults = find_chapter(chapter, ROOT).defaults
+    parameters = {"runs_dir": str(tmp_path / "runs")} if "runs_dir" in defaults else {}  # no stale runs reused
+    out = run_chapter(chapter, parameters, profile="smoke", out=tmp_path / f"{chapter.stem}.ipynb",
+                      progress_bar=False)
     assert out.stat().st_size > 0

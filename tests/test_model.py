@@ -25,16 +25,9 @@ from equinb.model import (
 )
 from equinb.so3 import feature_slices
 
-try:
-    from equinb.sph import spherical_harmonics  # noqa: F401
-
-    HAS_SPH = True
-except ImportError:
-    HAS_SPH = False
-
 BACKENDS = [
     "e3nn",
-    pytest.param("torch", marks=pytest.mark.skipif(not HAS_SPH, reason="equinb.sph is not importable yet")),
+    "torch",
 ]
 # (L, h): a contiguous and a gapped set, tiny multiplicities.
 SMALL = [((0, 1, 2), 3), ((0, 3, 4), 2)]
@@ -258,7 +251,6 @@ def test_translation_and_permutation_invariance(L, h):
 # --- backends ---
 
 
-@pytest.mark.skipif(not HAS_SPH, reason="equinb.sph is not importable yet")
 @pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize(("L", "h"), SMALL)
 def test_equinb_and_e3nn_harmonics_give_the_same_energies(L, h, dtype, rtol):

@@ -131,3 +131,16 @@ def test_cli_bad_requests_exit_2_with_one_line(book, capsys, argv, message):
 def test_cli_failing_chapter_exits_1(book, capsys, tmp_path):
     assert main(["run", "chapter", "-p", "epochs", "-1", "--out", str(tmp_path / "x.ipynb")]) == 1
     assert "AssertionError" in capsys.readouterr().err
+
+
+def test_every_profile_entry_is_valid_for_its_chapter():
+    """Profiles name existing chapters and parameters with values of the right type."""
+    from pathlib import Path
+
+    from equinb.profiles import PROFILES
+    from equinb.runner import resolve_parameters
+
+    root = Path(__file__).resolve().parents[1]
+    for profile, chapters in PROFILES.items():
+        for name in chapters:
+            resolve_parameters(find_chapter(name, root), {}, profile)

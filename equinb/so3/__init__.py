@@ -2,6 +2,24 @@
 
 from .harmonics import real_spherical_harmonic, spherical_harmonics_exact
 from .irreps import L_MAX, feature_slices, irreps_for, parity, sh_irreps, validate_L
+from .coupling import (
+    clebsch_gordan_numeric,
+    clebsch_gordan_real,
+    complex_to_real,
+    wigner_3j_numeric,
+    wigner_3j_real,
+)
+from .evaluate import evaluate_harmonics
+from .paths import (
+    Path,
+    check_order,
+    parity_allowed,
+    path_allowed,
+    path_count,
+    tensor_product_paths,
+    tp_weight_count,
+    triangle_allowed,
+)
 
 __all__ = [
     "L_MAX",
@@ -12,4 +30,18 @@ __all__ = [
     "sh_irreps",
     "spherical_harmonics_exact",
     "validate_L",
+    "Path",
+    "check_order",
+    "clebsch_gordan_numeric",
+    "clebsch_gordan_real",
+    "complex_to_real",
+    "evaluate_harmonics",
+    "parity_allowed",
+    "path_allowed",
+    "path_count",
+    "tensor_product_paths",
+    "tp_weight_count",
+    "triangle_allowed",
+    "wigner_3j_numeric",
+    "wigner_3j_real",
 ]

@@ -54,7 +54,6 @@ def _polar_factor(l: int, m: int, polar: sp.Symbol, r2: sp.Expr) -> sp.Expr:
     return total
 
 
-@lru_cache(maxsize=None)
 def real_spherical_harmonic(l: int, m: int) -> sp.Expr:
     """Exact ``Y_lm(x, y, z)`` in e3nn's convention, component normalisation, as an expanded polynomial.
 
@@ -78,6 +77,11 @@ def real_spherical_harmonic(l: int, m: int) -> sp.Expr:
     sqrt(5)*(-x**2/2 + y**2 - z**2/2)
     """
     _check_lm(l, m)
+    return _real_spherical_harmonic(int(l), int(m))
+
+
+@lru_cache(maxsize=None)
+def _real_spherical_harmonic(l: int, m: int) -> sp.Expr:
     X, Y, Z = z, x, y  # e3nn: y is the polar axis; (X, Y, Z) -> (z, x, y) is a cyclic (proper) relabelling
     r2 = X**2 + Y**2 + Z**2
     am = abs(m)
