@@ -1,0 +1,110 @@
+"""PHATE projections, nSPS against RDKit called directly, and the figure helpers."""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from e3nn import o3  # noqa: E402
+
+from equinb import analysis  # noqa: E402
+
+SMILES = ["CCO", "c1ccccc1", "CC(C)(C)O", "N#CC1CC1", "C[C@H](N)C(=O)O", "OC1COC1C#C"]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _layer(n=40, seed=0):
+    irreps = o3.Irreps("3x0e+3x1o+3x2e")
+    features = np.random.default_rng(seed).normal(size=(n, irreps.dim))
+    return analysis.LayerEmbeddings("conv_0", irreps, features, np.arange(n))
+
+
+def test_phate_shape_and_determinism():
+    features = np.random.default_rng(0).normal(size=(50, 8))
+    level = logging.getLogger("graphtools").level
+    first = analysis.phate_projection(features, knn=5, seed=3)
+    assert first.shape == (50, 2) and np.isfinite(first).all()
+    np.testing.assert_array_equal(analysis.phate_projection(features, knn=5, seed=3), first)
+    assert not np.allclose(analysis.phate_projection(features, knn=5, seed=4), first)
+    assert logging.getLogger("graphtools").level == level  # silenced only during the call
+    with pytest.raises(ValueError, match="more than 10 points"):
+        analysis.phate_projection(features[:10])
+    with pytest.raises(ValueError, match="NaN"):
+        analysis.phate_projection(np.full((20, 2), np.nan), knn=5)
+
+
+def test_project_layer_panels_and_subsample():
+    layer = _layer()
+    keep = analysis.subsample(40, 25, seed=1)
+    panels = analysis.project_layer(layer, "invariant", indices=keep, knn=5)
+    assert list(panels) == ["joint", 0, 1, 2]
+    assert all(p.shape == (25, 2) for p in panels.values())
+    np.testing.assert_array_equal(panels[1], analysis.phate_projection(layer.view(1, "invariant")[keep], knn=5))
+
+
+def test_subsample():
+    picked = analysis.subsample(100, 30, seed=5)
+    assert len(np.unique(picked)) == 30 and (np.diff(picked) > 0).all() and picked.max() < 100
+    np.testing.assert_array_equal(analysis.subsample(100, 30, seed=5), picked)
+    np.testing.assert_array_equal(analysis.subsample(10, None), np.arange(10))
+    np.testing.assert_array_equal(analysis.subsample(10, 50), np.arange(10))
+    with pytest.raises(ValueError, match="positive"):
+        analysis.subsample(10, 0)
+
+
+def test_nsps_matches_rdkit_and_counts_rejected_smiles():
+    from rdkit import Chem
+    from rdkit.Chem import SpacialScore
+
+    result = analysis.nsps([*SMILES, "C1CC", "not a molecule"])
+    expected = [SpacialScore.SPS(Chem.MolFromSmiles(s), normalize=True) for s in SMILES]
+    np.testing.assert_allclose(result.values[: len(SMILES)], expected)
+    assert result.failed == (len(SMILES), len(SMILES) + 1) and result.n_failed == 2
+    assert np.isnan(result.values[len(SMILES):]).all()
+    assert result.values[0] != result.values[2]  # a branched sp3 centre scores differently from ethanol
+
+
+def test_projection_rows_figure():
+    layer = _layer()
+    panels = analysis.project_layer(layer, knn=5)
+    short = {k: v for k, v in panels.items() if k != 2}
+    colour = np.linspace(0, 1, 40)
+    colour[0] = np.nan
+    fig = analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour])
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    assert len(visible) == 4 + 3
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["joint", "l = 0", "l = 1", "l = 2"]
+    with pytest.raises(ValueError, match="colour arrays"):
+        analysis.plot_projection_rows([("a", panels)], [colour, colour])
+
+
+def test_quadrant_extremes_and_molecule_figure():
+    coords = np.array([[0, 0], [10, 0], [0, 1], [10, 1], [5, 0.5], [9, 0.9]])
+    assert analysis.quadrant_extremes(coords) == {"NW": 2, "NE": 3, "SW": 0, "SE": 1}
+    fig, extremes = analysis.plot_quadrant_molecules(coords, SMILES, np.arange(6.0), title="l = 4")
+    assert extremes == analysis.quadrant_extremes(coords)
+    titles = sorted(ax.get_title() for ax in fig.axes if ax.images)
+    assert titles == sorted(f"{name}: {SMILES[i]}" for name, i in extremes.items())
+    assert analysis.molecule_image("CCO").ndim == 3
+    with pytest.raises(ValueError, match="cannot read"):
+        analysis.molecule_image("not a molecule")
+
+
+def test_plot_by_layer():
+    table = pd.DataFrame({"layer": ["initial", "initial", "conv_0", "conv_0"], "l": [0, 1, 0, 1],
+                          "share": [0.4, 0.6, 0.3, 0.7]})
+    fig = analysis.plot_by_layer({"A": table, "B": table}, "share", "share")
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["initial", "conv_0"]
