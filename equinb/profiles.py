@@ -18,6 +18,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "01_angular_momentum": {"l_max_plot": 1, "surface_lm": [[1, 0]], "plot_resolution": 12, "n_points": 8,
                                 "l_max_check": 2, "l_max_table": 1, "l_max_coupling": 1,
                                 "path_sets": [[0, 1, 2]], "seed": 0},
+        "02_deriving_kernels": {"l_max": 3, "show_order": 3, "n_points": 32, "accuracy_points": 4,
+                                "accuracy_l_max": 2},
         "04_model_and_training": {"h": 2, "num_layers": 0, "epochs": 1, "n_molecules": 60,
                                   "count_table1": False},
     },
