@@ -28,13 +28,16 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from equinb import bench
+from equinb.trained import resolve_device
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_sets(words: list[str]) -> list[tuple[int, ...]]:
     """Order sets from the command line (``singles`` and ``key`` expand to groups)."""
-    from equinb import bench
-
     sets: list[tuple[int, ...]] = []
     for word in words:
         if word == "singles":
@@ -49,12 +52,11 @@ def parse_sets(words: list[str]) -> list[tuple[int, ...]]:
 def main(argv: list[str] | None = None) -> None:
     """Parse the options, run the sweep, write the CSV and its JSON header."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[1_000, 10_000, 100_000, 1_000_000],
-                        help="numbers of points N")
+    parser.add_argument("--sizes", nargs="+", type=int, default=list(bench.SIZES), help="numbers of points N")
     parser.add_argument("--sets", nargs="+", default=["singles", "key"], help="order sets (see above)")
-    parser.add_argument("--backends", nargs="+", default=None,
-                        help="torch torch-compile triton e3nn e3nn-compile sphericart (default: all)")
-    parser.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"])
+    parser.add_argument("--backends", nargs="+", default=list(bench.BACKENDS), choices=bench.BACKENDS,
+                        metavar="BACKEND", help=f"any of {' '.join(bench.BACKENDS)} (default: all)")
+    parser.add_argument("--modes", nargs="+", default=list(bench.MODES), choices=bench.MODES)
     parser.add_argument("--repeats", type=int, default=10, help="timed samples per case")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per case (compilation included)")
     parser.add_argument("--min-time", type=float, default=0.005, help="least seconds per timed sample")
@@ -67,19 +69,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="output stem (default benchmarks/results/sph_<device>; .csv and .json are added)")
     args = parser.parse_args(argv)
 
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before sphericart's own OpenMP runtime loads
-    import torch
-
-    from equinb import bench
-
-    threads = bench.configure_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    threads = bench.configure_threads(args.threads)  # before sphericart loads its own OpenMP runtime
+    device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
-    backends = args.backends or list(bench.BACKENDS)
-    unknown = sorted(set(backends) - set(bench.BACKENDS))
-    if unknown:
-        parser.error(f"unknown backend(s) {unknown}; known: {' '.join(bench.BACKENDS)}")
+    backends = list(dict.fromkeys(args.backends))
     try:
         sets = parse_sets(args.sets)
     except ValueError as error:

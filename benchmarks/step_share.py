@@ -21,15 +21,20 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+import torch
+
+from equinb import bench, data
+from equinb.model import TABLE1_PARAMETERS, ModelConfig
+from equinb.trained import resolve_device
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_config(text: str) -> tuple[tuple[int, ...], int]:
     """``"0,3-6/16"`` -> ``((0, 3, 4, 5, 6), 16)``."""
-    from equinb.bench import parse_set
-
     orders, _, h = text.partition("/")
-    return parse_set(orders), int(h)
+    return bench.parse_set(orders), int(h)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,20 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/sph_step_share_<device>)")
     args = parser.parse_args(argv)
-
-    import pandas as pd
-    import torch
-
-    from equinb import bench, data
-    from equinb.model import TABLE1_PARAMETERS, ModelConfig
-
     try:
         configs = [parse_config(text) for text in args.configs] if args.configs else list(TABLE1_PARAMETERS)
     except ValueError as error:
         parser.error(str(error))
     bench.configure_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     arrays = data.load_qm9()
     graphs = data.make_dataset(arrays, data.subset_indices(len(arrays), args.batch_size, seed=0))
     batch = next(iter(data.make_loader(graphs, batch_size=args.batch_size)))

@@ -76,6 +76,8 @@ PREALLOCATION_NOTE = (
     "no: none of the timed public APIs (equinb.sph.spherical_harmonics, e3nn.o3.spherical_harmonics, "
     "sphericart.torch.e3nn_spherical_harmonics) takes an output buffer, so every timed call allocates its output"
 )
+#: Why ``[0]`` has no ``fwd+bwd`` case.
+CONSTANT_ORDER_NOTE = "Y_0 is a constant: there is no gradient to time"
 #: Rows of the input compared against e3nn's eager result in every case.
 CHECK_ROWS = 1024
 
@@ -387,7 +389,8 @@ def run_benchmark(
     """Time every (backend, order set, mode, N) and return one row per case, in :data:`COLUMNS`.
 
     A backend that cannot run here (:func:`unavailable_reason`) gives one row with ``status="skipped"`` and the
-    reason; so does a (backend, set, mode) group whose call raises (e.g. a compiler failure). Compiled backends
+    reason; so does a (backend, set, mode) group whose call raises (e.g. a compiler failure), and ``fwd+bwd`` of
+    the set ``[0]``, whose output does not depend on the input. Compiled backends
     are compiled once per (set, mode) group (once per ``N`` too with ``compile_dynamic=False``), after a
     :func:`torch._dynamo.reset` so that groups never share compile caches or recompile limits.
 
@@ -427,6 +430,12 @@ def run_benchmark(
             continue
         for orders in sets:
             for mode in modes:
+                if mode == "fwd+bwd" and max(orders) == 0:
+                    rows.append(_row(**common, backend=backend, compiled=backend.endswith("-compile"), mode=mode,
+                                     set="0", status="skipped", reason=CONSTANT_ORDER_NOTE))
+                    if progress:
+                        progress(f"{backend} 0 {mode}: skipped ({CONSTANT_ORDER_NOTE})")
+                    continue
                 if backend.endswith("-compile"):
                     torch._dynamo.reset()
                 function = backend_function(backend, orders, compile_dynamic)
@@ -761,17 +770,20 @@ def evaluate_targets(results: pd.DataFrame, gpu_bandwidth: float | None = None, 
 
 
 def _plot_backends(ax: Axes, frame: pd.DataFrame, x: str) -> None:
-    """One line per backend of ``ns_per_point`` against column ``x``, half the IQR as error bars."""
-    for backend in BACKENDS:
+    """One line per backend of ``ns_per_point`` against column ``x``, the quartiles as error bars; each backend
+    keeps its colour in every panel."""
+    for index, backend in enumerate(BACKENDS):
         part = frame[(frame["backend"] == backend) & (frame["status"] == "ok")].sort_values(x)
         if len(part):
-            spread = (part["iqr_ns_per_point"] / 2).to_numpy()
-            ax.errorbar(part[x], part["ns_per_point"], yerr=spread, marker="o", ms=4, capsize=2, label=backend)
+            per_point = 1e9 / part["n"].astype(float)
+            spread = [part["ns_per_point"] - part["q1_s"] * per_point, part["q3_s"] * per_point - part["ns_per_point"]]
+            ax.errorbar(part[x], part["ns_per_point"], yerr=spread, marker="o", ms=4, capsize=2, label=backend,
+                        color=f"C{index}")
 
 
 def plot_vs_size(results: pd.DataFrame, label: str, mode: str, bandwidth: float | None = None,
                  ax: Axes | None = None) -> Axes:
-    """ns per point against ``N`` for one order set and mode, one line per backend (IQR as error bars), with
+    """ns per point against ``N`` for one order set and mode, one line per backend (quartiles as error bars), with
     the memory-bandwidth floor for ``bandwidth`` bytes/s as a dashed line.
 
     Returns

@@ -6,6 +6,9 @@ Nothing here measures speed; the timings of the tiny run are only checked for sh
 from __future__ import annotations
 
 import math
+import os
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,11 +21,19 @@ from equinb.model import ModelConfig
 
 
 @pytest.fixture(scope="module")
-def tiny_run() -> pd.DataFrame:
+def tiny_run() -> Iterator[pd.DataFrame]:
     """N = 100, one order set, eager backends, 2 repeats; triton asked for on the CPU (must be skipped)."""
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     bench.configure_threads(1)
-    return bench.run_benchmark(sizes=[100], sets=[(0, 3, 4, 5, 6)], backends=["torch", "e3nn", "triton"],
-                               repeats=2, device="cpu", min_time=0.0, warmup=1)
+    try:
+        yield bench.run_benchmark(sizes=[100], sets=[(0, 3, 4, 5, 6)], backends=["torch", "e3nn", "triton"],
+                                  repeats=2, device="cpu", min_time=0.0, warmup=1)
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
 
 
 def test_run_columns_and_statistics(tiny_run):
@@ -44,6 +55,17 @@ def test_unavailable_backend_is_a_skipped_row(tiny_run):
     skipped = tiny_run[tiny_run["status"] == "skipped"]
     assert list(skipped["backend"]) == ["triton"]
     assert "CUDA" in skipped["reason"].iloc[0]
+
+
+def test_missing_sphericart_and_constant_order_are_skipped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sphericart.torch", None)  # as if the optional extra were not installed
+    frame = bench.run_benchmark(sizes=[50], sets=[(0,)], backends=["sphericart", "torch"], repeats=1, min_time=0.0)
+    sphericart = frame[frame["backend"] == "sphericart"]
+    assert list(sphericart["status"]) == ["skipped"] and "pip install" in sphericart["reason"].iloc[0]
+    torch_rows = frame[frame["backend"] == "torch"].set_index("mode")
+    assert torch_rows.loc["fwd", "status"] == "ok"
+    assert torch_rows.loc["fwd+bwd", "status"] == "skipped"
+    assert torch_rows.loc["fwd+bwd", "reason"] == bench.CONSTANT_ORDER_NOTE
 
 
 def test_results_files_round_trip(tiny_run, tmp_path):
