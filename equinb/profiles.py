@@ -26,9 +26,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                                   "op_count_l_max": 2},
         "04_model_and_training": {"h": 2, "num_layers": 0, "epochs": 1, "n_molecules": 60,
                                   "count_table1": False},
+        "05_irrep_analysis": {"configs": [[0, 1], [0, 2]], "h": 2, "num_layers": 0, "epochs": 1,
+                              "n_molecules": 200, "knn": 5, "ridge_folds": 3,
+                              "quadrant_panels": [[1, 2], [1, 0]]},
     },
     "paper": {
-        "04_model_and_training": {"L": [0, 1, 2], "h": 32, "epochs": 100, "n_molecules": 0, "compile": True},
+        "04_model_and_training": {"L": [0, 1, 2], "h": 32, "epochs": 100, "n_molecules": 0},
+        "05_irrep_analysis": {"h": 16, "epochs": 30, "n_molecules": 0, "device": "auto", "n_embed": 2000},
     },
 }
 

@@ -245,3 +245,18 @@ def test_predictability(test_set):
     assert table.loc[("linear", "joint"), "n_features"] == 6
     with pytest.raises(ValueError, match="shape"):
         analysis.predictability(layer, {"short": linear[:-1]})
+
+
+def test_message_share():
+    irreps = o3.Irreps("2x0e+2x1o")
+    rng = np.random.default_rng(2)
+    before = rng.normal(size=(9, irreps.dim))
+    added = np.zeros_like(before)
+    added[:, 2:] = rng.normal(size=(9, 6))  # the block adds to l = 1 only
+    previous = analysis.LayerEmbeddings("conv_0", irreps, before, np.arange(9))
+    current = analysis.LayerEmbeddings("conv_1", irreps, before + added, np.arange(9))
+    table = analysis.message_share(previous, current).set_index("l")
+    assert table.loc[0, "share"] == 0
+    assert table.loc[1, "share"] == pytest.approx((added[:, 2:] ** 2).sum() / ((before + added)[:, 2:] ** 2).sum())
+    with pytest.raises(ValueError, match="different molecules"):
+        analysis.message_share(previous, analysis.LayerEmbeddings("conv_1", irreps, before, np.arange(1, 10)))

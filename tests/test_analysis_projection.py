@@ -33,12 +33,12 @@ def _layer(n=40, seed=0):
 
 def test_phate_shape_and_determinism():
     features = np.random.default_rng(0).normal(size=(50, 8))
-    level = logging.getLogger("graphtools").level
+    filters = list(logging.getLogger("graphtools").filters)
     first = analysis.phate_projection(features, knn=5, seed=3)
     assert first.shape == (50, 2) and np.isfinite(first).all()
     np.testing.assert_array_equal(analysis.phate_projection(features, knn=5, seed=3), first)
     assert not np.allclose(analysis.phate_projection(features, knn=5, seed=4), first)
-    assert logging.getLogger("graphtools").level == level  # silenced only during the call
+    assert logging.getLogger("graphtools").filters == filters  # silenced only during the call
     with pytest.raises(ValueError, match="more than 10 points"):
         analysis.phate_projection(features[:10])
     with pytest.raises(ValueError, match="NaN"):

@@ -40,16 +40,19 @@ def subsample(n: int, size: int | None, seed: int = PHATE_SEED) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 @contextmanager
 def _quiet(logger_name: str) -> Iterator[None]:
-    """Within the block, the named logger reports errors only; its level is restored afterwards."""
+    """Within the block, the named logger passes on errors only (a filter: PHATE resets the levels itself)."""
     logger = logging.getLogger(logger_name)
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.addFilter(_errors_only)
     try:
         yield
     finally:
-        logger.setLevel(previous)
+        logger.removeFilter(_errors_only)
 
 
 def phate_projection(features: np.ndarray, knn: int = KNN, seed: int = PHATE_SEED, quiet: bool = True) -> np.ndarray:

@@ -6,14 +6,16 @@ Knockout (:func:`knockout`)
 Feature energy (:func:`feature_energy`)
     The share of the mean squared norm of the per-atom features carried by each ``l``, next to its share of the
     columns, ``h (2l + 1) / dim``.
-Training signal (:func:`gradient_norms`, :func:`radial_drift`)
+Training signal (:func:`gradient_norms`, :func:`radial_drift`, :func:`message_share`)
     The norm of the loss gradient with respect to each block's ``l`` outputs on one batch, and how far each
     tensor-product path's radial-MLP output weights moved from their initialisation. Training builds the model
     right after ``torch.manual_seed(config["seed"])`` (:func:`equinb.train.train`), so :func:`initial_model`
     rebuilds the initial weights exactly. AdamW's decoupled weight decay shrinks every weight by
     ``1 - lr * weight_decay`` per step even where the gradient is zero, so besides the plain relative change the
     drift reports the change beyond that shrinkage (``rel_learned``), which is exactly zero for a path that never
-    received a gradient.
+    received a gradient. A conv block's output is its input plus its messages (a residual connection), so even the
+    last block's ``l > 0`` outputs carry trained features; :func:`message_share` measures how much of them the
+    block itself (untrained, for the last block's ``l > 0``) added.
 Predictability (:func:`predictability`)
     Cross-validated R² of a ridge regression from each order's invariant embedding to a molecular property
     (nSPS, the energy).
@@ -247,6 +249,37 @@ def radial_drift(run: RunFolder) -> pd.DataFrame:
             rows.append({"layer": name, **path,
                          "rel_change": float((w - w0).double().norm()) / scale,
                          "rel_learned": float((w - wd).double().norm()) / scale})
+    return pd.DataFrame(rows)
+
+
+def message_share(previous: LayerEmbeddings, current: LayerEmbeddings) -> pd.DataFrame:
+    """Share of a residual block's output energy, per order, that the block itself added.
+
+    A conv block outputs its input (the residual) plus its summed messages, so ``current - previous`` is what the
+    block computed. For the last block under the scalar readout that part is untrained for ``l > 0``.
+
+    Parameters
+    ----------
+    previous, current
+        Embeddings of the same molecules at a block's input (the previous block) and at its output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per order: ``layer`` (of ``current``), ``l``, ``share`` (``|current - previous|^2 / |current|^2``
+        over all molecules).
+
+    Raises
+    ------
+    ValueError
+        If the two do not hold the same molecules with the same layout.
+    """
+    if not np.array_equal(previous.rows, current.rows) or previous.irreps != current.irreps:
+        raise ValueError(f"{previous.layer} and {current.layer} hold different molecules or layouts")
+    rows = []
+    for l in current.orders:
+        out, added = current.block(l), current.block(l) - previous.block(l)
+        rows.append({"layer": current.layer, "l": l, "share": float((added**2).sum() / (out**2).sum())})
     return pd.DataFrame(rows)
 
 
