@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KERNEL := equinb
 
-.PHONY: all setup book test bench clean
+PROFILE ?= cpu
+
+.PHONY: all setup book check-book test bench sweep clean
 
 all: test
 
@@ -23,6 +25,13 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build --all --warningiserror --keep-going . || { rm -rf _build/.doctrees; exit 1; }
 	@echo "book: open _build/html/index.html"
+
+check-book: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) book
+	$(BIN)/python -m equinb.bookcheck _build/html --screenshots _build/screenshots
+
+sweep: $(STAMP)
+	$(BIN)/python -m equinb sweep table1 --profile $(PROFILE)
 
 test: $(STAMP)
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest

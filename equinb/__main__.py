@@ -1,10 +1,13 @@
-"""Command line: ``python -m equinb run <chapter> [-p NAME VALUE]... [--out PATH] [--profile NAME]``."""
+"""Command line: ``python -m equinb run <chapter> [-p NAME VALUE]... [--out PATH] [--profile NAME]``,
+``python -m equinb list``, ``python -m equinb sweep table1 [--profile NAME] [--seeds K] [--only ROW...] [--out CSV]``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import sweep
 from .profiles import PROFILES
 from .runner import ChapterFailed, RunnerError, find_book_root, read_parameters, run_chapter, toc_files
 
@@ -20,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="executed notebook path (default _build/executed/<chapter>.ipynb)")
     run.add_argument("--log-output", action="store_true", help="stream the cells' output")
     commands.add_parser("list", help="list the chapters and their parameters")
+    sweep.add_parser(commands)
     return parser
 
 
@@ -38,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list()
             return 0
+        if args.command == "sweep":
+            print(sweep.command(args))
+            return 0
         names = [name for name, _ in args.parameter]
         if len(set(names)) != len(names):
             raise RunnerError(f"a parameter is given twice: {names}")
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except ChapterFailed as error:
+    except (ChapterFailed, sweep.SweepFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(out)

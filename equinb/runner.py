@@ -78,7 +78,9 @@ def toc_files(root: Path) -> list[Path]:
                 walk(item)
 
     walk({key: value for key, value in toc.items() if key != "root"})
-    return [(root / entry).with_suffix(".md") for entry in entries]
+    sources = [(root / entry).with_suffix(".md") for entry in entries]
+    # an entry with only an executed notebook (book/results/*.ipynb) is shown as it ran, not a chapter to run
+    return [path for path in sources if path.is_file() or not path.with_suffix(".ipynb").is_file()]
 
 
 def read_parameters(path: Path) -> dict[str, Any]:

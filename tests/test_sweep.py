@@ -73,10 +73,15 @@ def test_summary_and_claims_from_synthetic_results():
     assert math.isnan(summary.loc[ROW, "mse_std"])
     verdicts = sweep.judge_claims(summary)
     sparse = verdicts.loc[sweep.CLAIMS[0].text]
-    assert (sparse["direction"], sparse["margin"], sparse["beyond spread"]) == ("yes", "yes", "yes")
-    assert verdicts.loc[sweep.CLAIMS[1].text, "direction"] == "not run"
-    canonical = sweep.judge_claims(sweep.summarize(_results({ROW: [0.3], "L0-1-2-4_h32_e100": [0.2]})))
-    assert canonical.loc[sweep.CLAIMS[3].text, ["direction", "beyond spread"]].tolist() == ["no", "one seed"]
+    assert sparse[["direction", "margin", "beyond spread", "verdict"]].tolist() == ["yes", "yes", "yes", "reproduced"]
+    assert verdicts.loc[sweep.CLAIMS[1].text, "verdict"] == "not run"
+    close = sweep.judge_claims(sweep.summarize(_results({"L0-3-4-5-6_h16_e30": [0.9, 1.1],
+                                                         "L0-1-2-3-4_h16_e30": [1.0, 1.2]})))
+    assert close.loc[sweep.CLAIMS[0].text, "verdict"] == "same direction, within the seed spread"
+    canonical = sweep.judge_claims(sweep.summarize(_results({ROW: [0.3], "L0-1-2-4_h32_e100": [0.2],
+                                                             "L0-1-2-6_h32_e100": [0.4]})))
+    assert canonical.loc[sweep.CLAIMS[3].text, ["direction", "verdict"]].tolist() == ["no", "not reproduced"]
+    assert canonical.loc[sweep.CLAIMS[4].text, "verdict"] == "same direction, one seed only"
 
 
 def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, capsys):
