@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 from . import data
 from .baseline import fit_composition_baseline, regression_metrics
-from .model import EquivariantModel, count_parameters
+from .model import count_parameters
 from .runs import SPLIT, RunFolder, config_key, find_run, runs_dir
-from .trained import load_checkpoint, model_config, predict, resolve_device, save_checkpoint
+from .trained import initial_model, load_checkpoint, model_config, predict, resolve_device, save_checkpoint
 
 #: Learning rate of the study (AdamW).
 LEARNING_RATE = 1e-3
@@ -178,8 +178,7 @@ def train(
     normalizer = data.fit_normalizer(arrays.energy, split)
     graphs = {part: data.make_dataset(arrays, split[part], config.graph, config.graph_cutoff) for part in split}
 
-    torch.manual_seed(config.seed)
-    model = EquivariantModel.from_config(model_config(settings)).to(device)
+    model = initial_model(settings).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     history: list[dict[str, Any]] = []
     state = load_checkpoint(run, map_location=device)

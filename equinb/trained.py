@@ -33,6 +33,14 @@ def model_config(config: dict) -> ModelConfig:
     return ModelConfig(**{key: config[key] for key in MODEL_KEYS if key in config})
 
 
+def initial_model(config: dict) -> EquivariantModel:
+    """The model of a run configuration as initialised before training: built right after seeding torch with
+    ``config["seed"]``, without touching the global random state (training and analysis both call this)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config["seed"])
+        return EquivariantModel.from_config(model_config(config))
+
+
 def save_checkpoint(run: RunFolder, state: dict) -> None:
     """Write ``checkpoint.pt`` atomically (serialised in memory, then renamed into place)."""
     buffer = io.BytesIO()

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import data
+from .. import data, trained
 from ..model import EquivariantModel, InteractionBlock
 from ..runs import RunFolder
 from ..so3 import feature_slices
-from ..trained import load_checkpoint, load_model, model_config, predict
+from ..trained import load_checkpoint, load_model, predict
 from .embeddings import LayerEmbeddings, TestSet, check_layer, check_orders
 
 #: Ridge penalties searched (by generalised cross-validation inside each training fold).
@@ -180,12 +180,7 @@ def initial_model(run: RunFolder) -> EquivariantModel:
     ValueError
         If the folder is missing or not a finished run.
     """
-    run.require_finished()
-    config = run.config
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config["seed"])
-        model = EquivariantModel.from_config(model_config(config))
-    return model.eval()
+    return trained.initial_model(run.require_finished().config).eval()
 
 
 def _decayed(weight: torch.Tensor, steps: int, lr: float, weight_decay: float) -> torch.Tensor:
