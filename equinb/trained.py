@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -17,8 +17,6 @@ from . import data
 from .model import EquivariantModel, ModelConfig
 from .runs import CHECKPOINT, SPLIT, RunFolder, atomic_write_bytes
 
-#: Keys of a run configuration that describe the model (the rest describe data and training).
-MODEL_KEYS = ("L", "h", "num_layers", "sh_backend", "gate")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -30,7 +28,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def model_config(config: dict) -> ModelConfig:
     """The :class:`~equinb.model.ModelConfig` part of a run configuration."""
-    return ModelConfig(**{key: config[key] for key in MODEL_KEYS if key in config})
+    model_keys = {f.name for f in fields(ModelConfig)}
+    return ModelConfig(**{key: value for key, value in config.items() if key in model_keys})
 
 
 def initial_model(config: dict) -> EquivariantModel:

@@ -26,13 +26,7 @@ TRIPLES_4 = [t for t in itertools.product(range(5), repeat=3) if abs(t[0] - t[1]
 HIGH_TRIPLES = [(10, 10, 10), (10, 10, 20), (10, 9, 5), (7, 10, 4), (10, 10, 0)]
 
 
-@pytest.fixture(autouse=True)
-def _float64_default():
-    """e3nn builds Wigner-D generators in the default dtype: float32 would limit D to ~1e-8."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _rotation(seed: int) -> torch.Tensor:

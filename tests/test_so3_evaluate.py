@@ -8,13 +8,7 @@ from e3nn import o3
 from equinb.so3.evaluate import evaluate_harmonics
 
 
-@pytest.fixture(autouse=True)
-def _float64_default():
-    """e3nn builds Wigner-D generators in the default dtype: float32 would limit D to ~1e-8."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.mark.parametrize("l", [0, 1, 3, 5])
