@@ -8,6 +8,7 @@ from .coupling import (
     complex_to_real,
     wigner_3j_numeric,
     wigner_3j_real,
+    wigner_3j_sparse,
 )
 from .evaluate import evaluate_harmonics
 from .paths import (
@@ -44,4 +45,5 @@ __all__ = [
     "triangle_allowed",
     "wigner_3j_numeric",
     "wigner_3j_real",
+    "wigner_3j_sparse",
 ]

@@ -104,6 +104,37 @@ def _check_triple(l1: int, l2: int, l3: int) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=None, typed=True)
+def _wigner_3j_entries(l1: int, l2: int, l3: int) -> tuple[tuple[tuple[int, int, int], sp.Expr], ...]:
+    """The non-zero exact entries of :func:`wigner_3j_real` as ``((a, b, c), value)`` pairs, sorted by index."""
+    l1, l2, l3 = _check_triple(l1, l2, l3)
+    u1, u2, u3 = (complex_to_real(l).conjugate() for l in (l1, l2, l3))
+    phase = sp.I ** (l1 + l2 + l3)
+    sums: dict[tuple[int, int, int], sp.Expr] = {}
+    for m1 in range(-l1, l1 + 1):
+        for m2 in range(-l2, l2 + 1):
+            m3 = -m1 - m2
+            if abs(m3) > l3:
+                continue
+            symbol = wigner_3j(l1, l2, l3, m1, m2, m3)
+            if symbol == 0:
+                continue
+            # column l + m of U is non-zero only in rows l + m and l - m
+            for a in {l1 + m1, l1 - m1}:
+                for b in {l2 + m2, l2 - m2}:
+                    for c in {l3 + m3, l3 - m3}:
+                        term = u1[a, l1 + m1] * u2[b, l2 + m2] * u3[c, l3 + m3] * symbol
+                        sums[(a, b, c)] = sums.get((a, b, c), sp.Integer(0)) + term
+    entries = []
+    for index in sorted(sums):
+        entry = sp.expand(phase * sums[index])
+        if not entry.is_real:
+            raise ArithmeticError(f"non-real 3j entry {entry} at {index} for ({l1}, {l2}, {l3})")
+        if entry != 0:
+            entries.append((index, entry))
+    return tuple(entries)
+
+
+@lru_cache(maxsize=None, typed=True)
 def wigner_3j_real(l1: int, l2: int, l3: int) -> sp.ImmutableDenseNDimArray:
     """Exact real Wigner-3j tensor ``C[a, b, c]``, equal to ``e3nn.o3.wigner_3j(l1, l2, l3)``.
 
@@ -134,30 +165,37 @@ def wigner_3j_real(l1: int, l2: int, l3: int) -> sp.ImmutableDenseNDimArray:
     sqrt(6)/6
     """
     l1, l2, l3 = _check_triple(l1, l2, l3)
-    u1, u2, u3 = (complex_to_real(l).conjugate() for l in (l1, l2, l3))
-    phase = sp.I ** (l1 + l2 + l3)
-    sums: dict[tuple[int, int, int], sp.Expr] = {}
-    for m1 in range(-l1, l1 + 1):
-        for m2 in range(-l2, l2 + 1):
-            m3 = -m1 - m2
-            if abs(m3) > l3:
-                continue
-            symbol = wigner_3j(l1, l2, l3, m1, m2, m3)
-            if symbol == 0:
-                continue
-            # column l + m of U is non-zero only in rows l + m and l - m
-            for a in {l1 + m1, l1 - m1}:
-                for b in {l2 + m2, l2 - m2}:
-                    for c in {l3 + m3, l3 - m3}:
-                        term = u1[a, l1 + m1] * u2[b, l2 + m2] * u3[c, l3 + m3] * symbol
-                        sums[(a, b, c)] = sums.get((a, b, c), sp.Integer(0)) + term
     tensor = sp.MutableDenseNDimArray.zeros(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
-    for index, value in sums.items():
-        entry = sp.expand(phase * value)
-        if not entry.is_real:
-            raise ArithmeticError(f"non-real 3j entry {entry} at {index} for ({l1}, {l2}, {l3})")
+    for index, entry in _wigner_3j_entries(l1, l2, l3):
         tensor[index] = entry
     return sp.ImmutableDenseNDimArray(tensor)
+
+
+@lru_cache(maxsize=None, typed=True)
+def wigner_3j_sparse(l1: int, l2: int, l3: int) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero entries of :func:`wigner_3j_real`, each exact value correctly rounded to float64.
+
+    Real coupling tensors are sparse (only ``m``-combinations allowed by the selection rules survive), so this is
+    the form the tensor product (:mod:`equinb.tp`) reads; it avoids building the dense sympy array.
+
+    Parameters
+    ----------
+    l1, l2, l3
+        Orders obeying the triangle rule.
+
+    Returns
+    -------
+    indices : numpy.ndarray
+        ``(nnz, 3)`` int64 rows ``(a, b, c)`` in e3nn's component order, sorted; read-only.
+    values : numpy.ndarray
+        ``(nnz,)`` float64; read-only.
+    """
+    entries = _wigner_3j_entries(*_check_triple(l1, l2, l3))
+    indices = np.array([index for index, _ in entries], dtype=np.int64).reshape(-1, 3)
+    values = np.array([float(value) for _, value in entries], dtype=np.float64)
+    for array in (indices, values):
+        array.setflags(write=False)
+    return indices, values
 
 
 @lru_cache(maxsize=None, typed=True)
@@ -197,7 +235,12 @@ def wigner_3j_numeric(l1: int, l2: int, l3: int) -> np.ndarray:
         Shape ``(2l1 + 1, 2l2 + 1, 2l3 + 1)``, not writeable (it is cached; copy it to modify it). For torch use
         ``torch.from_numpy(wigner_3j_numeric(l1, l2, l3).copy())``.
     """
-    return _as_float(wigner_3j_real(l1, l2, l3))
+    l1, l2, l3 = _check_triple(l1, l2, l3)
+    indices, values = wigner_3j_sparse(l1, l2, l3)
+    dense = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
+    dense[tuple(indices.T)] = values
+    dense.setflags(write=False)
+    return dense
 
 
 @lru_cache(maxsize=None, typed=True)
