@@ -5,6 +5,10 @@ machine. Example (CPU, the smallest configurations, 2 threads):
 
     .venv/bin/python benchmarks/train_bench.py --threads 2 --steps 5 --only "0,1,2/16" "0,3,4,5,6/16"
 
+Before/after the tensor-product backends, same process and allocator:
+
+    .venv/bin/python benchmarks/train_bench.py --threads 2 --modes eager --tp-backends torch e3nn
+
 Full Table 1 on a GPU:
 
     .venv/bin/python benchmarks/train_bench.py --device cuda --steps 50
@@ -23,6 +27,7 @@ from pathlib import Path
 import torch
 
 from equinb import data
+from equinb.allocator import keep_freed_memory
 from equinb.model import EquivariantModel, ModelConfig, count_parameters
 
 #: (L, h) of the study's Table 1 (epochs do not matter for a step).
@@ -65,8 +70,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
     parser.add_argument("--only", nargs="+", type=parse_config, help='configurations like "0,1,2/32"')
+    parser.add_argument("--tp-backends", nargs="+", default=["auto"], choices=["auto", "torch", "e3nn", "cueq"])
+    parser.add_argument("--allocator", choices=["default", "keep"], default="keep",
+                        help="keep: freed memory stays in the heap (equinb.allocator; what training uses)")
     parser.add_argument("--out", default="benchmarks/results/train_bench")
     args = parser.parse_args()
+    if args.allocator == "keep" and not keep_freed_memory():
+        parser.error("--allocator keep needs glibc (Linux)")
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -75,13 +85,15 @@ def main() -> None:
     batches = [b.to(device) for b in data.make_loader(graphs, batch_size=args.batch_size)]
     rows = []
     for L, h in args.only or TABLE1:
-        for mode in args.modes:
+        for mode, tp_backend in [(m, b) for m in args.modes for b in args.tp_backends]:
             torch.manual_seed(0)
-            model = EquivariantModel.from_config(ModelConfig(L=L, h=h, sh_backend="auto")).to(device)
+            model = EquivariantModel.from_config(ModelConfig(L=L, h=h, sh_backend="auto", tp_backend=tp_backend))
+            model = model.to(device)
             step_model = torch.compile(model, dynamic=True) if mode == "compiled" else model
             times = time_steps(step_model, batches, args.steps, device)
             median = statistics.median(times)
-            rows.append({"L": " ".join(map(str, L)), "h": h, "mode": mode, "parameters": count_parameters(model),
+            rows.append({"L": " ".join(map(str, L)), "h": h, "mode": mode, "tp_backend": tp_backend,
+                         "allocator": args.allocator, "parameters": count_parameters(model),
                          "batch_size": args.batch_size, "steps": args.steps, "median_step_s": median,
                          "molecules_per_s": args.batch_size / median})
             print(rows[-1], flush=True)

@@ -840,15 +840,18 @@ def _median_time(call: Callable[[], Any], repeats: int, device: torch.device) ->
     return float(statistics.median(samples))
 
 
-def _tensor_product_time(tp: torch.nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int,
-                         device: torch.device) -> float:
-    """Forward and backward of one tensor product on captured inputs, with gradients for the node features and
-    the per-edge weights (the edge harmonics need none)."""
-    x, edge_sh, weights = (t.detach() for t in inputs)
+def _tensor_product_time(tp: torch.nn.Module, inputs: tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]],
+                         repeats: int, device: torch.device) -> float:
+    """Forward and backward of one tensor product on captured ``(args, kwargs)``, with gradients for the node
+    features and the per-edge weights or their factors (the edge harmonics need none)."""
+    args, kwargs = inputs
+    x, edge_sh, *weights = (t.detach() for t in args)
+    factors = {name: t.detach().requires_grad_(True) for name, t in kwargs.items()}  # features, matrix
     x.requires_grad_(True)
-    weights.requires_grad_(True)
+    weights = [w.requires_grad_(True) for w in weights]
+    leaves = (x, *weights, *factors.values())
     upstream = torch.randn(x.shape[0], tp.irreps_out.dim, device=device)
-    return _median_time(lambda: torch.autograd.grad(tp(x, edge_sh, weights), (x, weights), upstream),
+    return _median_time(lambda: torch.autograd.grad(tp(x, edge_sh, *weights, **factors), leaves, upstream),
                         repeats, device)
 
 
@@ -879,7 +882,8 @@ def step_share(config: ModelConfig, batch: Any, repeats: int = 3, device: str | 
       harmonics have no backward; ``sh_fwd_bwd_s`` adds the input gradient that force training would need;
       ``sh_e3nn_s`` is the forward of ``e3nn.o3.spherical_harmonics`` on the same edges;
     * tensor products (``tp_s``) — forward and backward of every block's ``FullyConnectedTensorProduct``, with
-      gradients for the node features and the per-edge weights, summed over blocks.
+      gradients for the node features and the per-edge weights, summed over blocks (with the ``torch`` backend
+      the weights arrive as the radial MLP's last hidden layer and matrix, so its last layer is counted here).
 
     Parameters
     ----------
@@ -911,9 +915,10 @@ def step_share(config: ModelConfig, batch: Any, repeats: int = 3, device: str | 
         optimizer.step()
 
     step = _median_time(training_step, repeats, device)
-    captured: dict[str, tuple[torch.Tensor, ...]] = {}
-    hooks = [block.tp.register_forward_hook(lambda module, args, out, name=name: captured.__setitem__(name, args))
-             for name, block in model.blocks.items()]
+    captured: dict[str, tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]] = {}
+    hooks = [block.tp.register_forward_hook(
+        lambda module, args, kwargs, out, name=name: captured.__setitem__(name, (args, kwargs)), with_kwargs=True)
+        for name, block in model.blocks.items()]
     with torch.no_grad():
         model(batch)
     for hook in hooks:

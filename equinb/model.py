@@ -40,7 +40,7 @@ Conventions
   ``l > 0`` outputs get exactly zero gradient and stay at their initialisation during training. The study took
   its per-irrep embeddings from there; analyses should say which layer they read.
 
-Options on top of the faithful defaults are constructor parameters: ``sh_backend``, ``sh_normalization``,
+Options on top of the faithful defaults are constructor parameters: ``sh_backend``, ``tp_backend``, ``sh_normalization``,
 ``cutoff``, ``num_basis``, ``num_layers``, ``atom_embedding_dim``, ``degree_norm`` and ``gate`` (an e3nn gated
 nonlinearity after every block but the last).
 """
@@ -60,6 +60,7 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
 from equinb.so3 import irreps_for, sh_irreps, validate_L
+from equinb.tp import TP_BACKENDS, FullyConnectedTensorProduct
 
 __all__ = [
     "ATOM_EMBEDDING_DIM",
@@ -74,6 +75,8 @@ __all__ = [
     "SH_NORMALIZATION",
     "SH_NORMALIZATIONS",
     "TABLE1_PARAMETERS",
+    "TP_BACKEND",
+    "TP_BACKENDS",
     "EquivariantModel",
     "InteractionBlock",
     "LayerEmbedding",
@@ -100,6 +103,9 @@ SH_NORMALIZATION = "integral"
 #: Default spherical-harmonic backend: the study ran its own kernels (Triton on GPU); ``"auto"`` picks
 #: :mod:`equinb.sph`'s Triton kernels on GPU and its PyTorch path on CPU.
 SH_BACKEND = "auto"
+
+#: Default tensor-product backend (:mod:`equinb.tp`): ``"auto"`` picks the fastest backend proven equal to e3nn.
+TP_BACKEND = "auto"
 
 #: Backends accepted for the harmonics: ``"e3nn"`` (``e3nn.o3.SphericalHarmonics``) or one of
 #: :func:`equinb.sph.spherical_harmonics`.
@@ -161,6 +167,9 @@ class ModelConfig:
         ``"integral"`` (the study), ``"component"`` (NequIP) or ``"norm"``.
     gate
         Apply an e3nn gated nonlinearity after every block except the last.
+    tp_backend
+        Backend of the tensor products, one of :data:`equinb.tp.TP_BACKENDS`; all give the same numbers to float
+        tolerance, the same parameters and interchangeable checkpoints.
 
     Raises
     ------
@@ -179,6 +188,7 @@ class ModelConfig:
     sh_backend: str = SH_BACKEND
     sh_normalization: str = SH_NORMALIZATION
     gate: bool = False
+    tp_backend: str = TP_BACKEND
 
     def __post_init__(self) -> None:
         orders = validate_L(self.L)
@@ -199,6 +209,8 @@ class ModelConfig:
             raise ValueError(f"sh_normalization must be one of {SH_NORMALIZATIONS}, got {self.sh_normalization!r}")
         if not isinstance(self.gate, bool):
             raise ValueError(f"gate must be True or False, got {self.gate!r}")
+        if self.tp_backend not in TP_BACKENDS:
+            raise ValueError(f"tp_backend must be one of {TP_BACKENDS}, got {self.tp_backend!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (``L`` as a list)."""
@@ -289,6 +301,15 @@ class InteractionBlock(nn.Module):
         Whether to apply an e3nn gate to the summed messages.
     residual
         Whether to add the input (requires ``irreps_in == irreps_out``).
+    tp_backend
+        Backend of the tensor product (:data:`equinb.tp.TP_BACKENDS`).
+
+    Notes
+    -----
+    The radial MLP's last layer is linear (no bias, no activation), so the tensor product receives it as two
+    factors, the last hidden layer and the layer's matrix (``tp(x, Y, features=..., matrix=...)``): the
+    ``torch`` backend then forms each output irrep's weights directly, never the ``(edges, weight_numel)``
+    matrix in e3nn's order. Same numbers, same parameters (``radial`` is e3nn's ``FullyConnectedNet``).
     """
 
     def __init__(
@@ -301,6 +322,7 @@ class InteractionBlock(nn.Module):
         degree_norm: float,
         gate: bool = False,
         residual: bool = False,
+        tp_backend: str = TP_BACKEND,
     ) -> None:
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
@@ -309,7 +331,7 @@ class InteractionBlock(nn.Module):
             raise ValueError(f"a residual block needs equal irreps in and out: {self.irreps_in}, {self.irreps_out}")
         self.gate = _gate_for(self.irreps_out) if gate else None
         tp_out = self.gate.irreps_in if self.gate is not None else self.irreps_out
-        self.tp = o3.FullyConnectedTensorProduct(self.irreps_in, irreps_sh, tp_out, shared_weights=False)
+        self.tp = FullyConnectedTensorProduct(self.irreps_in, irreps_sh, tp_out, backend=tp_backend)
         self.radial = FullyConnectedNet([num_basis, radial_hidden, self.tp.weight_numel], nn.functional.silu)
         self.degree_norm = degree_norm
         self.residual = residual
@@ -319,7 +341,13 @@ class InteractionBlock(nn.Module):
     ) -> torch.Tensor:
         """Node features ``(num_nodes, irreps_in.dim)`` to ``(num_nodes, irreps_out.dim)``."""
         source, target = edge_index[0], edge_index[1]
-        messages = self.tp(x[source], edge_sh, self.radial(edge_basis))
+        *layers, last = self.radial
+        features = edge_basis
+        for layer in layers:
+            features = layer(features)
+        # the last layer is linear: its matrix is its image of the identity (normalisation included)
+        matrix = last(torch.eye(features.shape[-1], dtype=features.dtype, device=features.device))
+        messages = self.tp(x[source], edge_sh, features=features, matrix=matrix)
         out = _sum_rows(messages, target, x.shape[0]) / self.degree_norm
         if self.gate is not None:
             out = self.gate(out)
@@ -333,7 +361,8 @@ class EquivariantModel(nn.Module):
 
     Parameters
     ----------
-    L, h, num_layers, atom_embedding_dim, num_basis, cutoff, degree_norm, sh_backend, sh_normalization, gate
+    L, h, num_layers, atom_embedding_dim, num_basis, cutoff, degree_norm, sh_backend, sh_normalization, gate,
+    tp_backend
         See :class:`ModelConfig`; the defaults are the study's settings.
 
     Attributes
@@ -365,6 +394,7 @@ class EquivariantModel(nn.Module):
         sh_backend: str = SH_BACKEND,
         sh_normalization: str = SH_NORMALIZATION,
         gate: bool = False,
+        tp_backend: str = TP_BACKEND,
     ) -> None:
         super().__init__()
         config = ModelConfig(
@@ -378,6 +408,7 @@ class EquivariantModel(nn.Module):
             sh_backend=sh_backend,
             sh_normalization=sh_normalization,
             gate=gate,
+            tp_backend=tp_backend,
         )
         self.config = config
         self.irreps_hidden = irreps_for(config.L, config.h)
@@ -400,6 +431,7 @@ class EquivariantModel(nn.Module):
                 degree_norm=config.degree_norm,
                 gate=config.gate and index < len(names) - 1,
                 residual=index > 0,
+                tp_backend=config.tp_backend,
             )
         self.blocks = nn.ModuleDict(blocks)
         self.readout = o3.Linear(self.irreps_hidden, o3.Irreps("1x0e"))

@@ -271,7 +271,7 @@ def notebook_seconds(path: Path) -> float:
 CSV_COLUMNS = (
     "row", "L", "h", "epochs", "study_h", "study_epochs", "seed", "n_parameters", "n_train", "n_val", "n_test",
     "test_mae_ev", "test_rmse_ev", "test_mse_ev2", "baseline_test_mae_ev", "train_seconds", "wall_seconds",
-    "device", "scale", "run",
+    "device", "scale", "run", "tp_backend",
 )
 
 
@@ -289,6 +289,8 @@ def result_row(run: SweepRun, relative_to: Path) -> dict[str, Any]:
         "train_seconds": metrics["train_seconds"], "wall_seconds": notebook_seconds(run.notebook),
         "device": metrics["device"], "scale": run.scale.slug,
         "run": os.path.relpath(run.folder, relative_to.resolve()),
+        # runs made before the tensor-product backends ran e3nn's module
+        "tp_backend": config.get("tp_backend", "e3nn"),
     }
 
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data
+from .allocator import keep_freed_memory
 from .baseline import fit_composition_baseline, regression_metrics
 from .model import count_parameters
 from .runs import SPLIT, RunFolder, config_key, find_run, runs_dir
@@ -43,7 +44,7 @@ class TrainConfig:
 
     Parameters
     ----------
-    L, h, num_layers, sh_backend, gate
+    L, h, num_layers, sh_backend, gate, tp_backend
         The model (see :class:`equinb.model.ModelConfig`).
     epochs
         Number of passes over the training split.
@@ -64,6 +65,7 @@ class TrainConfig:
     num_layers: int = 3
     sh_backend: str = "auto"
     gate: bool = False
+    tp_backend: str = "auto"
     epochs: int = 100
     n_molecules: int | None = None
     batch_size: int = BATCH_SIZE
@@ -74,7 +76,7 @@ class TrainConfig:
     fractions: Sequence[float] = field(default=data.DEFAULT_FRACTIONS)
 
     def __post_init__(self) -> None:
-        model_config(self.to_dict())  # validates L, h, num_layers, sh_backend, gate
+        model_config(self.to_dict())  # validates L, h, num_layers, sh_backend, gate, tp_backend
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -173,6 +175,7 @@ def train(
     run.write_config(settings)
 
     device = resolve_device(device)
+    keep_freed_memory()  # large per-edge tensors reuse freed memory instead of page-faulting every step
     arrays = data.load_qm9(progress=progress)
     split = _prepare_split(run, config, arrays)
     normalizer = data.fit_normalizer(arrays.energy, split)

@@ -194,7 +194,9 @@ def test_initial_block_message_written_out():
     sh = o3.spherical_harmonics([0, 1, 2], vector, normalize=True, normalization="integral")
     basis = soft_one_hot_linspace(vector.norm(dim=-1), 0.0, 6.0, 20, basis="bessel", cutoff=True) * math.sqrt(20)
     block = model.blocks["initial"]
-    expected = block.tp(model.atom_embedding(data.z[:1]), sh, block.radial(basis)) / 6.0828
+    reference = o3.FullyConnectedTensorProduct(block.tp.irreps_in1, block.tp.irreps_in2, block.tp.irreps_out,
+                                               shared_weights=False)
+    expected = reference(model.atom_embedding(data.z[:1]), sh, block.radial(basis)) / 6.0828
     torch.testing.assert_close(initial[1:], expected)
     assert torch.count_nonzero(initial[0]) == 0
 
@@ -338,3 +340,34 @@ def test_last_block_nonscalar_outputs_get_zero_gradient():
             assert torch.count_nonzero(columns) > 0
         start += width
     assert start == tp.weight_numel
+
+
+# --- tensor-product backends ---
+
+
+@pytest.mark.parametrize(("L", "h"), SMALL)
+def test_tp_backends_share_checkpoints_and_predictions(L, h):
+    """A model on the torch backend loads the e3nn-backend model's state dict (and e3nn's own constant entries)
+    and gives the same energies and parameter gradients; parameter counts do not depend on the backend."""
+    reference = small_model(L, h, seed=3, tp_backend="e3nn")
+    ours = small_model(L, h, seed=4, tp_backend="torch")
+    assert count_parameters(ours) == count_parameters(reference)
+    state = reference.state_dict()
+    # a checkpoint written with e3nn's own module also holds its Wigner-3j constants: they are ignored
+    raw = o3.FullyConnectedTensorProduct(reference.irreps_hidden, reference.irreps_sh, reference.irreps_hidden,
+                                         shared_weights=False)
+    constants = {f"blocks.conv_0.tp.{k}": v for k, v in raw.state_dict().items() if k.startswith("_compiled")}
+    assert constants
+    ours.load_state_dict({**state, **constants})
+    batch = Batch.from_data_list([molecule(5, 1), molecule(4, 2)])
+    energies = [model(batch) for model in (reference, ours)]
+    torch.testing.assert_close(energies[1], energies[0], rtol=1e-10, atol=1e-12)
+    grads = [torch.autograd.grad(e.sum(), list(m.parameters())) for e, m in zip(energies, (reference, ours))]
+    for g, g_ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+    reference.load_state_dict(ours.state_dict())
+
+
+def test_unknown_tp_backend_is_named():
+    with pytest.raises(ValueError, match=r"^tp_backend must be one of \('auto', 'torch', 'e3nn', 'cueq'\), got 'fast'$"):
+        ModelConfig(tp_backend="fast")

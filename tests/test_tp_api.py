@@ -173,7 +173,7 @@ def test_equivariant_under_rotation_and_inversion(L, float64_default):
 
 
 def test_factored_weights_equal_plain_forward(float64_default):
-    """forward_factored(x1, x2, f, A) == forward(x1, x2, f @ A), values and gradients (homogeneous and not)."""
+    """tp(x1, x2, features=f, matrix=A) == tp(x1, x2, f @ A), values and gradients (homogeneous and not)."""
     for irreps in [(hidden((0, 1, 2), 2), harmonics((0, 1, 2)), hidden((0, 1, 2), 2)), GENERAL[0]]:
         tp = FullyConnectedTensorProduct(*irreps, backend="torch")
         x1, x2, _ = inputs(tp, batch=(4,))
@@ -181,7 +181,7 @@ def test_factored_weights_equal_plain_forward(float64_default):
         matrix = torch.randn(3, tp.weight_numel)
         leaves = [t.clone().requires_grad_() for t in (x1, x2, features, matrix)]
         leaves_ref = [t.clone().requires_grad_() for t in (x1, x2, features, matrix)]
-        out = tp.forward_factored(*leaves)
+        out = tp(leaves[0], leaves[1], features=leaves[2], matrix=leaves[3])
         out_ref = tp(leaves_ref[0], leaves_ref[1], leaves_ref[2] @ leaves_ref[3])
         assert_close(out, out_ref, 1e-13)
         cotangent = torch.randn_like(out)
@@ -218,9 +218,10 @@ def test_output_mask_marks_unreachable_outputs():
 def test_instructions_match_e3nn():
     ours = FullyConnectedTensorProduct("2x0e+2x1o", "1x0e+1x1o", "3x0e+1x1o")
     reference = o3.FullyConnectedTensorProduct("2x0e+2x1o", "1x0e+1x1o", "3x0e+1x1o", shared_weights=False)
-    assert [i[:3] + i[6:] for i in ours.instructions] == [
-        (i.i_in1, i.i_in2, i.i_out, i.path_shape) for i in reference.instructions
-    ]
+    assert [tuple(i) for i in ours.instructions] == [tuple(i) for i in reference.instructions]
+    weight = torch.randn(3, ours.weight_numel)
+    for view, view_ref in zip(ours.weight_views(weight), reference.weight_views(weight), strict=True):
+        assert torch.equal(view, view_ref)
     assert "backend=torch" in repr(ours) and f"{ours.weight_numel} weights" in repr(ours)
 
 
@@ -242,9 +243,13 @@ def test_errors_name_what_was_expected():
     with pytest.raises(ValueError, match=r"^x2 has a scalar, expected 4"):
         tp(x1, torch.tensor(1.0), w)
     with pytest.raises(ValueError, match=r"^matrix must be \(k, weight_numel = 16\), got shape \(3, 5\)$"):
-        tp.forward_factored(x1, x2, torch.randn(7, 3), torch.randn(3, 5))
+        tp(x1, x2, features=torch.randn(7, 3), matrix=torch.randn(3, 5))
     with pytest.raises(ValueError, match=r"^features has 4 entries in its last dimension, expected 3 \(the rows of matrix\)$"):
-        tp.forward_factored(x1, x2, torch.randn(7, 4), torch.randn(3, 16))
+        tp(x1, x2, features=torch.randn(7, 4), matrix=torch.randn(3, 16))
+    with pytest.raises(ValueError, match=r"^give either weight, or both features and matrix"):
+        tp(x1, x2, w, features=torch.randn(7, 4))
+    with pytest.raises(ValueError, match=r"^give either weight, or both features and matrix"):
+        tp(x1, x2, features=torch.randn(7, 4))
     with pytest.raises(ValueError, match=r"^irreps_out must be irreps such as"):
         FullyConnectedTensorProduct("1x0e", "1x0e", "1xq")
     with pytest.raises(ValueError, match=r"^equinb.tp supports per-sample weights only \(shared_weights=False\)"):

@@ -18,6 +18,8 @@ counts and checkpoints do not depend on it. e3nn's own module may also store its
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from e3nn import o3
 from torch import nn
@@ -56,6 +58,18 @@ def resolve_backend(backend: str, device: torch.device | str | None = None) -> s
     if backend == "cueq" and not cueq_available():
         raise ValueError("tp backend 'cueq' needs cuequivariance-torch: pip install 'equinb[cueq]'")
     return "torch" if backend == "auto" else backend
+
+
+class Instruction(NamedTuple):
+    """One path as e3nn's ``Instruction`` describes it (same field names)."""
+
+    i_in1: int
+    i_in2: int
+    i_out: int
+    connection_mode: str
+    has_weight: bool
+    path_weight: float
+    path_shape: tuple[int, int, int]
 
 
 def _flatten(batch: torch.Size, *tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -159,10 +173,17 @@ class FullyConnectedTensorProduct(nn.Module):
         return self._delegate
 
     @property
-    def instructions(self) -> list[tuple[int, int, int, str, bool, float, tuple[int, int, int]]]:
-        """e3nn-style instructions ``(i1, i2, io, "uvw", True, path_weight, path_shape)`` in path order."""
+    def instructions(self) -> list[Instruction]:
+        """e3nn's instructions (same fields and values), in path order."""
+        return [Instruction(p.i1, p.i2, p.io, "uvw", True, p.alpha, (p.mul1, p.mul2, p.mulo)) for p in self.paths]
+
+    def weight_views(self, weight: torch.Tensor) -> list[torch.Tensor]:
+        """Per-path views of ``weight`` (``(..., weight_numel)``), each ``(..., mul1, mul2, mul_out)``, as e3nn's
+        ``weight_views``."""
+        batch = weight.shape[:-1]
         return [
-            (p.i1, p.i2, p.io, "uvw", True, p.alpha, (p.mul1, p.mul2, p.mulo)) for p in self.paths
+            weight[..., p.weight_offset : p.weight_offset + p.weight_size].reshape(*batch, p.mul1, p.mul2, p.mulo)
+            for p in self.paths
         ]
 
     def extra_repr(self) -> str:
@@ -202,8 +223,19 @@ class FullyConnectedTensorProduct(nn.Module):
             ("x2", x2, self.irreps_in2.dim, f"irreps_in2 = {self.irreps_in2}"),
         ]
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """The tensor product of ``x1`` and ``x2`` with per-sample ``weight``.
+    def forward(
+        self,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        *,
+        features: torch.Tensor | None = None,
+        matrix: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The tensor product of ``x1`` and ``x2`` with per-sample weights.
+
+        The weights are either ``weight`` (e3nn's call) or ``features @ matrix`` given as its two factors
+        (:meth:`_forward_factored`: the model's radial MLP passes its last hidden layer and last matrix).
 
         Parameters
         ----------
@@ -213,6 +245,8 @@ class FullyConnectedTensorProduct(nn.Module):
             ``(..., irreps_in2.dim)``.
         weight
             ``(..., weight_numel)`` in e3nn's layout. Batch dimensions of the three broadcast.
+        features, matrix
+            Instead of ``weight``: ``(..., k)`` and ``(k, weight_numel)``.
 
         Returns
         -------
@@ -222,8 +256,13 @@ class FullyConnectedTensorProduct(nn.Module):
         Raises
         ------
         ValueError, TypeError
-            One line naming what was expected: feature sizes, dtypes, devices, batch shapes.
+            One line naming what was expected: feature sizes, dtypes, devices, batch shapes, which weights.
         """
+        factors = (features, matrix)
+        if (weight is None and None in factors) or (weight is not None and factors != (None, None)):
+            raise ValueError("give either weight, or both features and matrix (weights = features @ matrix)")
+        if weight is None:
+            return self._forward_factored(x1, x2, features, matrix)
         batch = self._check(*self._inputs(x1, x2), ("weight", weight, self.weight_numel, "weight_numel"))
         if self._delegate is not None:
             return self._delegate(x1, x2, weight)
@@ -233,10 +272,10 @@ class FullyConnectedTensorProduct(nn.Module):
         out = contract(self._plan, flat[0], flat[1], weights)
         return out.reshape(*batch, self.irreps_out.dim)
 
-    def forward_factored(
+    def _forward_factored(
         self, x1: torch.Tensor, x2: torch.Tensor, features: torch.Tensor, matrix: torch.Tensor
     ) -> torch.Tensor:
-        """``forward(x1, x2, features @ matrix)``, without forming the weights in e3nn's order.
+        """``forward(x1, x2, features @ matrix)`` without forming the weights in e3nn's order.
 
         Per-sample weights made by a linear layer (the last layer of a radial MLP) are produced directly in
         the grouped order the contraction reads, one matrix product per output irrep: this skips the gather

@@ -1,0 +1,201 @@
+"""Benchmark cases of the per-edge tensor product: equinb's backends beside e3nn (eager and compiled) and
+cuEquivariance, forward + backward per edge, with the FLOP floor measured in the same run.
+
+Cases are the conv-block tensor products of the study's Table 1, ``h x L (x) Y(L) -> h x L`` with per-edge
+weights, on ``E`` random edges (float32, signed inputs, a random upstream gradient, gradients for all three
+inputs). ``benchmarks/tp_bench.py`` is the command line.
+
+FLOP model (per edge, forward; see ``../shared/DESIGN.md`` §7): the sparse coupling ``h * nnz(C)`` per path, the
+per-edge weights ``h**2 * (2 lo + 1)`` per path, and the radial MLP's last layer ``h * weight_numel``; two FLOPs
+per multiply–add, forward + backward three times the forward. The floor divides that by the sgemm rate measured
+at the start of the run on the same threads.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from e3nn import o3
+
+from .bench import set_label, time_samples
+from .so3 import irreps_for, sh_irreps, wigner_3j_sparse
+from .tp import FullyConnectedTensorProduct, cueq_available
+
+#: (L, h) of the conv blocks of the study's Table 1.
+TABLE1_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((0, 1, 2), 32), ((0, 1, 2, 4), 32), ((0, 1, 2, 6), 32), ((0, 1, 2, 8), 32), ((0, 1, 2, 10), 32),
+    ((0, 1, 2, 3, 4), 16), ((0, 1, 2, 3, 4, 5, 6), 16), ((0, 1, 2, 3, 4, 5, 6, 7, 8), 16), ((0, 3, 4, 5, 6), 16),
+)
+#: Shapes whose e3nn ``torch.compile`` case runs by default (compiling takes 10-60 s each).
+COMPILED_SHAPES = (((0, 1, 2), 32), ((0, 1, 2, 3, 4), 16), ((0, 3, 4, 5, 6), 16))
+#: Backends timed: ``equinb`` (weights given, e3nn's call), ``equinb_fused`` (radial last layer included,
+#: the model's call), ``e3nn``, ``e3nn_compiled``, ``cueq`` (cuEquivariance), ``radial`` (the last layer alone).
+BACKENDS = ("equinb", "equinb_fused", "e3nn", "e3nn_compiled", "cueq", "radial")
+#: Edges per call: 32 QM9 molecules with bond graphs.
+EDGES = 1216
+
+
+def flop_model(L: Sequence[int], h: int) -> dict[str, int]:
+    """Multiply–adds per edge of the forward pass: coupling (``h * nnz``), weights, radial last layer."""
+    tp = FullyConnectedTensorProduct(irreps_for(L, h), sh_irreps(L), irreps_for(L, h), backend="torch")
+    coupling = sum(h * len(wigner_3j_sparse(p.l1, p.l2, p.lo)[1]) for p in tp.paths)
+    weights = sum(h * h * (2 * p.lo + 1) for p in tp.paths)
+    return {"paths": len(tp.paths), "weight_numel": tp.weight_numel, "coupling_macs": coupling,
+            "weight_macs": weights, "radial_macs": h * tp.weight_numel,
+            "fwd_bwd_flops": 6 * (coupling + weights + h * tp.weight_numel)}
+
+
+def sgemm_rate(size: int = 2048, repeats: int = 3) -> float:
+    """FLOP/s of a ``size x size`` float32 matrix product on the current threads (best of ``repeats``)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best
+
+
+def _seconds(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _inputs(L: Sequence[int], h: int, edges: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    irreps, sh = irreps_for(L, h), sh_irreps(L)
+    numel = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch").weight_numel
+    make = lambda *shape: torch.randn(*shape, generator=generator)  # noqa: E731
+    return {"x1": make(edges, irreps.dim), "x2": make(edges, sh.dim), "weight": make(edges, numel),
+            "features": make(edges, h), "matrix": make(h, numel) / h**0.5, "upstream": make(edges, irreps.dim)}
+
+
+def case_call(backend: str, L: Sequence[int], h: int, tensors: dict[str, torch.Tensor]) -> Callable[[], Any]:
+    """A closure running forward + backward of ``backend`` on ``tensors`` (gradients of every input).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend.
+    """
+    irreps, sh = irreps_for(L, h), sh_irreps(L)
+    x1, x2 = (tensors[k].requires_grad_() for k in ("x1", "x2"))
+    upstream = tensors["upstream"]
+    if backend == "radial":
+        features, matrix = (tensors[k].requires_grad_() for k in ("features", "matrix"))
+        return lambda: torch.autograd.grad(features @ matrix, (features, matrix), tensors["weight"])
+    if backend == "equinb_fused":
+        tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch")
+        features, matrix = (tensors[k].requires_grad_() for k in ("features", "matrix"))
+        leaves = (x1, x2, features, matrix)
+        return lambda: torch.autograd.grad(tp(x1, x2, features=features, matrix=matrix), leaves, upstream)
+    if backend == "equinb":
+        tp: torch.nn.Module = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch")
+    elif backend == "cueq":
+        tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="cueq")
+    elif backend in ("e3nn", "e3nn_compiled"):
+        tp = o3.FullyConnectedTensorProduct(irreps, sh, irreps, shared_weights=False)
+        if backend == "e3nn_compiled":
+            tp = torch.compile(tp)
+    else:
+        raise ValueError(f"unknown tensor-product benchmark backend {backend!r}; choose one of {BACKENDS}")
+    weight = tensors["weight"].requires_grad_()
+    return lambda: torch.autograd.grad(tp(x1, x2, weight), (x1, x2, weight), upstream)
+
+
+def measure(
+    shapes: Sequence[tuple[tuple[int, ...], int]],
+    backends: Sequence[str],
+    repeats: int = 7,
+    edges: int = EDGES,
+    compiled_shapes: Sequence[tuple[tuple[int, ...], int]] = COMPILED_SHAPES,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Time every (shape, backend) case; one row per case with per-edge microseconds and their spread.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``L, h, backend, status, reason, edges, repeats, setup_s, us_per_edge`` (median), ``us_min``,
+        ``us_max``, ``paths``, ``weight_numel``, ``fwd_bwd_flops``.
+    """
+    rows = []
+    for L, h in shapes:
+        model = flop_model(L, h)
+        for backend in backends:
+            row: dict[str, Any] = {"L": set_label(L), "h": h, "backend": backend, "status": "ok", "reason": "",
+                                   "edges": edges, "repeats": repeats, **{k: model[k] for k in
+                                   ("paths", "weight_numel", "fwd_bwd_flops")}}
+            reason = _skip_reason(backend, (tuple(L), h), compiled_shapes)
+            if reason:
+                row.update(status="skipped", reason=reason)
+            else:
+                tensors = _inputs(L, h, edges)
+                started = time.perf_counter()
+                call = case_call(backend, L, h, tensors)
+                call()  # warm-up (compiles where compiled)
+                row["setup_s"] = time.perf_counter() - started
+                samples, _ = time_samples(call, repeats, torch.device("cpu"), min_time=0.0)
+                per_edge = samples / edges * 1e6
+                row.update(us_per_edge=float(np.median(per_edge)), us_min=float(per_edge.min()),
+                           us_max=float(per_edge.max()))
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+    return pd.DataFrame(rows)
+
+
+def _skip_reason(backend: str, shape: tuple[tuple[int, ...], int], compiled_shapes) -> str:
+    if backend == "cueq" and not cueq_available():
+        return "cuequivariance-torch not installed"
+    if backend == "e3nn_compiled" and shape not in {(tuple(L), h) for L, h in compiled_shapes}:
+        return "compiled only for the shapes of --compiled (compile time)"
+    return ""
+
+
+def summarize(results: pd.DataFrame, flops_per_second: float) -> pd.DataFrame:
+    """One row per shape: per-edge times of every backend, the FLOP floor, and the ratios that the targets use.
+
+    ``*_with_radial`` adds the radial last layer's time to the backends that do not include it, so that every
+    backend is compared on the same work as ``equinb_fused`` and the floor.
+    """
+    ok = results[results["status"] == "ok"]
+    table = ok.pivot_table(index=["L", "h"], columns="backend", values="us_per_edge", sort=False)
+    flops = results.groupby(["L", "h"], sort=False)["fwd_bwd_flops"].first()
+    table["floor"] = flops / flops_per_second * 1e6
+    for name in ("e3nn", "e3nn_compiled", "cueq"):
+        if name in table:
+            table[f"{name}_over_equinb"] = table[name] / table["equinb"]
+    if "radial" in table:
+        for name in ("e3nn", "e3nn_compiled", "cueq", "equinb"):
+            if name in table:
+                table[f"{name}_with_radial"] = table[name] + table["radial"]
+        if "equinb_fused" in table:
+            table["equinb_fused_over_floor"] = table["equinb_fused"] / table["floor"]
+    return table.reset_index()
+
+
+def peak_memory_bytes(backend: str, L: Sequence[int], h: int, edges: int = EDGES) -> int:
+    """Peak resident memory added by one forward + backward of ``backend``, measured in a fresh process.
+
+    The child builds the module and inputs, records its peak RSS, runs the case once and reports the increase
+    (``ru_maxrss``), so allocations of other cases cannot hide it.
+    """
+    code = (
+        "import resource, torch\n"
+        "from equinb.tpbench import _inputs, case_call\n"
+        f"tensors = _inputs({tuple(L)!r}, {h}, {edges})\n"
+        f"call = case_call({backend!r}, {tuple(L)!r}, {h}, tensors)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "call()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return int(output.strip().splitlines()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+
