@@ -21,16 +21,17 @@ import torch
 from tqdm import tqdm
 
 from equinb.allocator import keep_freed_memory
-from equinb.bench import configure_threads, machine_header, parse_set, write_results
-from equinb.tpbench import BACKENDS, COMPILED_SHAPES, EDGES, TABLE1_SHAPES, measure, peak_memory_bytes, sgemm_rate, summarize
+from equinb.bench import configure_threads, machine_header, write_results
+from equinb.tpbench import (
+    BACKENDS, COMPILED_SHAPES, EDGES, TABLE1_SHAPES, measure, parse_shape, peak_memory_bytes, sgemm_rate, summarize,
+)
 
 
 def shape(text: str) -> tuple[tuple[int, ...], int]:
-    """``"0,3-6/16"`` -> ``((0, 3, 4, 5, 6), 16)``."""
-    orders, _, h = text.partition("/")
-    if not h.isdigit():
-        raise argparse.ArgumentTypeError(f"a shape is orders/h such as 0,1,2/32, got {text!r}")
-    return parse_set(orders), int(h)
+    try:
+        return parse_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 from e3nn import o3
+from e3nn.math import soft_one_hot_linspace
 
 from equinb.model import EquivariantModel, ModelConfig, edge_vectors
 from equinb.sph import spherical_harmonics
@@ -883,7 +884,9 @@ def step_share(config: ModelConfig, batch: Any, repeats: int = 3, device: str | 
       ``sh_e3nn_s`` is the forward of ``e3nn.o3.spherical_harmonics`` on the same edges;
     * tensor products (``tp_s``) — forward and backward of every block's ``FullyConnectedTensorProduct``, with
       gradients for the node features and the per-edge weights, summed over blocks (with the ``torch`` backend
-      the weights arrive as the radial MLP's last hidden layer and matrix, so its last layer is counted here).
+      the weights arrive as the radial MLP's last hidden layer and matrix, so its last layer is counted here);
+    * the radial MLPs' hidden layers (``radial_s``), the sums of messages onto atoms (``scatter_s``), both forward
+      and backward and summed over blocks, and one AdamW update (``optimizer_s``).
 
     Parameters
     ----------
@@ -899,8 +902,9 @@ def step_share(config: ModelConfig, batch: Any, repeats: int = 3, device: str | 
     Returns
     -------
     dict
-        ``L, h, sh_backend, graphs, edges, step_s, sh_s, sh_fwd_bwd_s, sh_e3nn_s, tp_s, sh_share, tp_share,
-        other_share`` (shares of ``step_s``; ``other`` is the radial MLPs, gathers, sums, readout and optimiser).
+        ``L, h, sh_backend, tp_backend, graphs, edges, step_s, sh_s, sh_fwd_bwd_s, sh_e3nn_s, tp_s, radial_s,
+        scatter_s, optimizer_s`` and the shares of ``step_s``: ``sh_share, tp_share, radial_share,
+        scatter_share, optimizer_share, other_share`` (``other``: gathers, embedding, readout, autograd).
     """
     device = torch.device(device)
     torch.manual_seed(0)
@@ -926,9 +930,41 @@ def step_share(config: ModelConfig, batch: Any, repeats: int = 3, device: str | 
     vectors = edge_vectors(batch.pos, batch.edge_index).detach()
     sh, sh_fwd_bwd, sh_e3nn = _harmonics_times(config, vectors, repeats, device)
     tp = sum(_tensor_product_time(block.tp, captured[name], repeats, device) for name, block in model.blocks.items())
+    radial = sum(_radial_time(block, batch, config, repeats, device) for block in model.blocks.values())
+    scatter = _scatter_time(model, batch, repeats, device) * len(model.blocks)
+    optimizer.zero_grad(set_to_none=True)
+    model(batch).square().mean().backward()
+    update = _median_time(optimizer.step, repeats, device)
+    parts = {"sh": sh, "tp": tp, "radial": radial, "scatter": scatter, "optimizer": update}
     return {
-        "L": set_label(config.L), "h": config.h, "sh_backend": config.sh_backend, "graphs": int(batch.num_graphs),
-        "edges": int(batch.edge_index.shape[1]), "step_s": step, "sh_s": sh, "sh_fwd_bwd_s": sh_fwd_bwd,
-        "sh_e3nn_s": sh_e3nn, "tp_s": tp, "sh_share": sh / step, "tp_share": tp / step,
-        "other_share": max(0.0, 1 - (sh + tp) / step),
+        "L": set_label(config.L), "h": config.h, "sh_backend": config.sh_backend, "tp_backend": config.tp_backend,
+        "graphs": int(batch.num_graphs), "edges": int(batch.edge_index.shape[1]), "step_s": step,
+        "sh_fwd_bwd_s": sh_fwd_bwd, "sh_e3nn_s": sh_e3nn, **{f"{k}_s": v for k, v in parts.items()},
+        **{f"{k}_share": v / step for k, v in parts.items()},
+        "other_share": max(0.0, 1 - sum(parts.values()) / step),
     }
+
+
+def _radial_time(block: torch.nn.Module, batch: Any, config: ModelConfig, repeats: int, device: torch.device) -> float:
+    """Forward and backward of a block's radial MLP without its last (linear) layer, which the tensor product
+    receives as a factor (``tp_s`` counts it), on the batch's edge lengths."""
+    lengths = torch.linalg.vector_norm(edge_vectors(batch.pos, batch.edge_index), dim=-1)
+    basis = soft_one_hot_linspace(lengths, 0.0, config.cutoff, config.num_basis, basis="bessel", cutoff=True)
+    *layers, _ = block.radial
+    hidden = torch.nn.Sequential(*layers)
+    parameters = list(hidden.parameters())
+    upstream = torch.randn(basis.shape[0], layers[-1].h_out if layers else basis.shape[1], device=device)
+    return _median_time(lambda: torch.autograd.grad(hidden(basis), parameters, upstream), repeats, device)
+
+
+def _scatter_time(model: EquivariantModel, batch: Any, repeats: int, device: torch.device) -> float:
+    """Forward and backward of one block's sum of per-edge messages onto target atoms."""
+    width, target = model.irreps_hidden.dim, batch.edge_index[1]
+    messages = torch.randn(target.shape[0], width, device=device, requires_grad=True)
+    upstream = torch.randn(batch.num_nodes, width, device=device)
+
+    def call() -> None:
+        summed = messages.new_zeros(batch.num_nodes, width).index_add(0, target, messages)
+        torch.autograd.grad(summed, messages, upstream)
+
+    return _median_time(call, repeats, device)

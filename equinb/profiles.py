@@ -23,7 +23,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "03_kernel_performance": {"sizes": [200], "singles": [0, 10], "key_sets": ["0,3-6"],
                                   "backends": ["torch", "e3nn"], "compiled_sets": [], "repeats": 2,
                                   "share_L": [[0, 1]], "share_h": [2], "share_batch_size": 2, "share_repeats": 1,
-                                  "op_count_l_max": 2},
+                                  "op_count_l_max": 2, "tp_shapes": ["0,1,2/2"], "tp_live_shapes": ["0,1/2"],
+                                  "tp_live_edges": 64, "share_tp_backends": ["torch"]},
         "04_model_and_training": {"h": 2, "num_layers": 0, "epochs": 1, "n_molecules": 60,
                                   "count_table1": False},
         "05_irrep_analysis": {"configs": [[0, 1], [0, 2]], "h": 2, "num_layers": 0, "epochs": 1,
@@ -34,6 +35,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "04_model_and_training": {"L": [0, 1, 2], "h": 32, "epochs": 100, "n_molecules": 0},
         "05_irrep_analysis": {"h": 16, "epochs": 30, "n_molecules": 0, "device": "auto", "n_embed": 2000},
+        "06_table1": {"rows": [], "n_molecules": 0, "epochs_factor": 1.0, "h_divisor": 1, "h_cap": 0,
+                      "target": "atomization", "seeds": 1, "key_seeds": 3},
     },
 }
 

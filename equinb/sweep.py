@@ -39,8 +39,8 @@ from .runs import RunFolder, atomic_write_bytes, runs_dir
 TRAINING_CHAPTER = "04_model_and_training"
 #: Sub-folder of the runs folder that holds the sweeps' run folders.
 SWEEP_FOLDER = "table1"
-#: Default results file of ``python -m equinb sweep table1`` (``{profile}`` is filled in).
-DEFAULT_CSV = "results/table1_{profile}.csv"
+#: Default results file of ``python -m equinb sweep table1`` (``{profile}`` and the scale's ``{slug}`` filled in).
+DEFAULT_CSV = "results/table1_{profile}_{slug}.csv"
 
 
 class SweepError(RunnerError):
@@ -101,6 +101,12 @@ TABLE1: tuple[Table1Row, ...] = (
     Table1Row((0, 3, 4, 5, 6), 16, 100, 0.8, 0.01),
 )
 ROWS: dict[str, Table1Row] = {row.name: row for row in TABLE1}
+#: The rows the study's main claims compare: they get :attr:`Scale.key_seeds` seeds.
+KEY_ROWS = ("L0-1-2_h32_e100", "L0-1-2-3-4_h16_e30", "L0-1-2-3-4_h16_e100", "L0-3-4-5-6_h16_e30",
+            "L0-3-4-5-6_h16_e100")
+#: Standard deviation of the U0 atomization energy over all of QM9 (eV) by which the study normalised its labels;
+#: its logged "test error" is a mean squared error in these units.
+STUDY_LABEL_STD = 10.3238
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,22 @@ class Scale:
         Each row's ``h`` is divided by this (integer division, at least 1): 4 turns 32/16 into 8/4.
     compile
         Train through ``torch.compile`` (pays off on a GPU; compilation costs 10-30 s per run on a CPU).
+    h_cap
+        If positive, no row is wider than this (after ``h_divisor``): 16 keeps the ``h = 16`` rows and halves the
+        ``h = 32`` ones.
+    target
+        ``"atomization"`` (the study's) or ``"residual"`` (after per-element references; :mod:`equinb.target`).
+    key_seeds
+        Seeds of each of :data:`KEY_ROWS` (at least; ``--seeds`` may ask for more).
     """
 
     n_molecules: int
     epochs_factor: float
     h_divisor: int
     compile: bool = False
+    h_cap: int = 0
+    target: str = "atomization"
+    key_seeds: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.n_molecules, bool) or not isinstance(self.n_molecules, int) or self.n_molecules < 0:
@@ -131,6 +147,14 @@ class Scale:
             raise SweepError(f"epochs_factor must be in (0, 1], got {self.epochs_factor!r}")
         if isinstance(self.h_divisor, bool) or not isinstance(self.h_divisor, int) or self.h_divisor < 1:
             raise SweepError(f"h_divisor must be a positive integer, got {self.h_divisor!r}")
+        if isinstance(self.h_cap, bool) or not isinstance(self.h_cap, int) or self.h_cap < 0:
+            raise SweepError(f"h_cap must be a non-negative integer (0: no cap), got {self.h_cap!r}")
+        from .target import TARGETS  # here, not above: it loads torch, which the CLI's checks need not
+
+        if self.target not in TARGETS:
+            raise SweepError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if isinstance(self.key_seeds, bool) or not isinstance(self.key_seeds, int) or self.key_seeds < 1:
+            raise SweepError(f"key_seeds must be a positive integer, got {self.key_seeds!r}")
 
     def epochs(self, row: Table1Row) -> int:
         """Epochs a row trains for at this scale."""
@@ -138,29 +162,47 @@ class Scale:
 
     def h(self, row: Table1Row) -> int:
         """Hidden multiplicity of a row at this scale."""
-        return max(1, row.h // self.h_divisor)
+        h = max(1, row.h // self.h_divisor)
+        return min(h, self.h_cap) if self.h_cap else h
+
+    def seeds(self, row: Table1Row, seeds: int = 1) -> int:
+        """Runs of a row: ``seeds``, and at least :attr:`key_seeds` for the rows of :data:`KEY_ROWS`."""
+        return max(seeds, self.key_seeds) if row.name in KEY_ROWS else seeds
 
     @property
     def slug(self) -> str:
         """Folder name of this scale's runs, e.g. ``"n2000_epochs0.1_hdiv4"``."""
-        return f"n{self.n_molecules or 'all'}_epochs{self.epochs_factor:g}_hdiv{self.h_divisor}"
+        slug = f"n{self.n_molecules or 'all'}_epochs{self.epochs_factor:g}_hdiv{self.h_divisor}"
+        return slug + (f"_hcap{self.h_cap}" if self.h_cap else "") + ("" if self.target == "atomization" else
+                                                                          f"_{self.target}")
 
     def describe(self) -> str:
         """One line for readers, e.g. ``"2,000 molecules, epochs x 0.1, h / 4"``."""
         molecules = "all of QM9" if self.n_molecules == 0 else f"{self.n_molecules:,} molecules"
-        return f"{molecules}, epochs x {self.epochs_factor:g}, h / {self.h_divisor}"
+        text = f"{molecules}, epochs x {self.epochs_factor:g}, h / {self.h_divisor}"
+        text += f", h at most {self.h_cap}" if self.h_cap else ""
+        text += f", {self.key_seeds} seeds of the key rows" if self.key_seeds > 1 else ""
+        return text + f", target: {self.target}"
 
 
 #: Named scales of ``python -m equinb sweep table1 --profile NAME``.
 #:
 #: * ``paper``: the study's setting (all of QM9, its epochs and widths), for a GPU (eager, like chapter 4's
 #:   ``paper`` profile; a :class:`Scale` with ``compile=True`` trains through ``torch.compile``).
-#: * ``cpu``: a quarter of the widths, a tenth of the epochs, 2,000 molecules: the eleven rows took 65 minutes on
-#:   two shared cores with one torch thread (costs per row in chapter 6), the ``[0..8]`` row alone 19 of them.
+#: * ``cpu``: 4,000 molecules, a fifth of the epochs, ``h`` at most 16 (the ``h = 16`` rows keep their width), the
+#:   residual target (the study's target does not pass the composition baseline at CPU budgets), three seeds of
+#:   the key rows; chosen from training throughput measured with equinb's tensor product
+#:   (``benchmarks/results/train_bench_tp_torch.csv``).
+#: * ``cpu_atomization``: the same scale on the study's target, one seed: its learning curves beside the ``cpu``
+#:   ones.
+#: * ``cpu_v1``: the first CPU scale (2,000 molecules, a tenth of the epochs, a quarter of the widths, the study's
+#:   target): every model stayed 3-6x worse than the composition baseline (``results/table1_cpu.csv``).
 #: * ``smoke``: seconds of training per run (plus the chapter's start-up), for the test suite.
 SCALES: dict[str, Scale] = {
-    "paper": Scale(n_molecules=0, epochs_factor=1.0, h_divisor=1),
-    "cpu": Scale(n_molecules=2000, epochs_factor=0.1, h_divisor=4),
+    "paper": Scale(n_molecules=0, epochs_factor=1.0, h_divisor=1, key_seeds=3),
+    "cpu": Scale(n_molecules=4000, epochs_factor=0.2, h_divisor=1, h_cap=16, target="residual", key_seeds=3),
+    "cpu_atomization": Scale(n_molecules=4000, epochs_factor=0.2, h_divisor=1, h_cap=16),
+    "cpu_v1": Scale(n_molecules=2000, epochs_factor=0.1, h_divisor=4),
     "smoke": Scale(n_molecules=60, epochs_factor=0.01, h_divisor=16),
 }
 
@@ -219,6 +261,7 @@ class SweepRun:
             "L": list(self.row.L), "h": self.scale.h(self.row), "epochs": self.scale.epochs(self.row),
             "n_molecules": self.scale.n_molecules, "seed": self.seed, "compile": self.scale.compile,
             "run_name": self.folder.name, "runs_dir": str(self.folder.parent), "count_table1": False,
+            "target": self.scale.target,
         }
 
 
@@ -236,7 +279,7 @@ def plan_sweep(rows: Sequence[Table1Row], scale: Scale, seeds: int, parent: Path
         raise SweepError("no rows of Table 1 to run")
     folder = parent.resolve() / SWEEP_FOLDER / scale.slug
     return [SweepRun(row, scale, first_seed + k, folder / f"{row.name}_s{first_seed + k}")
-            for row in rows for k in range(seeds)]
+            for row in rows for k in range(scale.seeds(row, seeds))]
 
 
 def relative_cost(L: Sequence[int], h: int) -> float:
@@ -271,7 +314,7 @@ def notebook_seconds(path: Path) -> float:
 CSV_COLUMNS = (
     "row", "L", "h", "epochs", "study_h", "study_epochs", "seed", "n_parameters", "n_train", "n_val", "n_test",
     "test_mae_ev", "test_rmse_ev", "test_mse_ev2", "baseline_test_mae_ev", "train_seconds", "wall_seconds",
-    "device", "scale", "run", "tp_backend",
+    "device", "scale", "run", "tp_backend", "target", "baseline_test_rmse_ev",
 )
 
 
@@ -290,14 +333,15 @@ def result_row(run: SweepRun, relative_to: Path) -> dict[str, Any]:
         "device": metrics["device"], "scale": run.scale.slug,
         "run": os.path.relpath(run.folder, relative_to.resolve()),
         # runs made before the tensor-product backends ran e3nn's module
-        "tp_backend": config.get("tp_backend", "e3nn"),
+        "tp_backend": config.get("tp_backend", "e3nn"), "target": config.get("target", "atomization"),
+        "baseline_test_rmse_ev": metrics["baseline_test"]["rmse_ev"],
     }
 
 
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write the results CSV atomically (header only when there are no rows)."""
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = CSV_COLUMNS) -> None:
+    """Write a results (or history) CSV atomically (header only when there are no rows)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(path, buffer.getvalue().encode())
@@ -327,6 +371,29 @@ def _execute(run: SweepRun) -> float:
     return time.perf_counter() - tic
 
 
+#: Columns of the learning-curve file kept beside the results CSV (one line per run and epoch).
+HISTORY_COLUMNS = ("row", "seed", "scale", "epoch", "train_loss", "val_mae_ev", "val_rmse_ev", "seconds")
+
+
+def history_path(results_csv: str | os.PathLike) -> Path:
+    """The learning-curve file of a results CSV: ``<stem>_history.csv`` beside it."""
+    path = Path(results_csv)
+    return path.with_name(f"{path.stem}_history.csv")
+
+
+def read_csv(path: str | os.PathLike, columns: Sequence[str] = CSV_COLUMNS) -> list[dict[str, str]]:
+    """The lines of a results (or history) CSV, empty when there is no file; missing columns read as ``""``."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        return [{column: line.get(column) or "" for column in columns} for line in csv.DictReader(file)]
+
+
+def _key(row: str, seed: int | str, scale: str) -> tuple[str, int, str]:
+    return row, int(seed), scale
+
+
 def run_sweep(
     rows: Sequence[Table1Row],
     scale: Scale,
@@ -335,7 +402,12 @@ def run_sweep(
     out_csv: str | os.PathLike | None = None,
     report: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run (or resume, or skip) every run of a sweep and write the results CSV.
+    """Run (or resume, or skip) every run of a sweep, appending each finished run to the results CSV.
+
+    The CSV is the record that travels: a run already in it (same row, seed and scale) is skipped even when its run
+    folder is not on this machine, so a sweep stopped on one machine continues on another from the committed
+    file. Every finished run appends its line at once (the file is rewritten atomically), lines of other runs are
+    kept.
 
     Parameters
     ----------
@@ -344,53 +416,72 @@ def run_sweep(
     scale
         How far to scale the study's setting down (see :data:`SCALES`).
     seeds
-        Runs per row; seeds start at the training chapter's default seed (the study's, 21616).
+        Runs per row (the key rows get at least ``scale.key_seeds``); seeds start at the training chapter's
+        default seed (the study's, 21616).
     parent
         Runs folder (default ``$EQUINB_RUNS`` or ``./runs``); runs go to ``<parent>/table1/<scale.slug>/``.
     out_csv
-        Results file (default ``<parent>/table1/<scale.slug>/table1.csv``), rewritten after every run.
+        Results file (default ``<parent>/table1/<scale.slug>/table1.csv``).
     report
-        Receives one progress line per run.
+        Receives one progress line per run, with the time spent and an estimate of the time left.
 
     Returns
     -------
     list of dict
-        One :data:`CSV_COLUMNS` record per run, in the order of the sweep.
+        The CSV's lines after the sweep (the runs of this sweep and any others the file held).
 
     Raises
     ------
     SweepError
         For a bad request (nothing is executed).
     equinb.runner.ChapterFailed
-        If the training chapter fails; finished runs stay finished, so running the sweep again continues.
+        If the training chapter fails; finished runs stay recorded, so running the sweep again continues.
     SweepFailed
         If the chapter ran but its run folder did not finish.
     """
     first_seed = find_chapter(TRAINING_CHAPTER).defaults["seed"]
     plan = plan_sweep(rows, scale, seeds, runs_dir(parent), first_seed)
     out = Path(out_csv) if out_csv is not None else plan[0].folder.parent / "table1.csv"
-    results: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = read_csv(out)
+    recorded = {_key(line["row"], line["seed"], line["scale"]): line for line in lines}
     started = time.perf_counter()
     done_seconds, done_work = 0.0, 0.0
     for index, run in enumerate(plan):
         head = (f"[{index + 1}/{len(plan)}] {run.row.name} seed {run.seed} "
                 f"(h={scale.h(run.row)}, {scale.epochs(run.row)} epochs)")
-        if run.finished:
-            seconds, what = notebook_seconds(run.notebook), "finished before, skipped"
+        line = recorded.get(_key(run.row.name, run.seed, scale.slug))
+        if line is not None:
+            seconds, what = float(line["wall_seconds"] or "nan"), "recorded before, skipped"
         else:
-            report(f"{head}: running, expected {_estimate(done_seconds, done_work, run_work(run))}")
-            seconds = _execute(run)
-            what = f"trained in {format_seconds(seconds)}"
-        if not math.isnan(seconds):  # skipped runs calibrate the estimates too, when a sweep continues
+            if run.finished:
+                seconds, what = notebook_seconds(run.notebook), "finished before, recorded"
+            else:
+                report(f"{head}: running, expected {_estimate(done_seconds, done_work, run_work(run))}")
+                seconds = _execute(run)
+                what = f"trained in {format_seconds(seconds)}"
+            line = result_row(run, out.parent)
+            curves = read_csv(history_path(out), HISTORY_COLUMNS) + [
+                {"row": run.row.name, "seed": run.seed, "scale": scale.slug, **{k: epoch.get(k, "") for k in
+                                                                                 HISTORY_COLUMNS[3:]}}
+                for epoch in RunFolder(run.folder).history()
+            ]
+            write_csv(history_path(out), curves, HISTORY_COLUMNS)
+            lines.append(line)
+            recorded[_key(run.row.name, run.seed, scale.slug)] = line
+            write_csv(out, lines)
+        if not math.isnan(seconds):  # recorded runs calibrate the estimates too, when a sweep continues
             done_seconds, done_work = done_seconds + seconds, done_work + run_work(run)
-        results.append(result_row(run, out.parent))
-        write_csv(out, results)
-        left = _estimate(done_seconds, done_work, sum(run_work(later) for later in plan[index + 1:]
-                                                      if not later.finished))
+        waiting = [later for later in plan[index + 1:] if _key(later.row.name, later.seed, scale.slug) not in recorded]
+        left = _estimate(done_seconds, done_work, sum(run_work(later) for later in waiting))
         elapsed = format_seconds(time.perf_counter() - started)
-        report(f"{head}: {what}, test MAE {results[-1]['test_mae_ev']:.3f} eV | elapsed {elapsed}, left {left}")
+        report(f"{head}: {what}, test MAE {float(line['test_mae_ev']):.3f} eV | {len(waiting)} runs to go, "
+               f"elapsed {elapsed}, left {left}")
     report(f"results: {out}")
-    return results
+    return lines
+
+
+#: A run says something about which orders matter only if its test MAE beats the composition baseline's by this.
+BASELINE_FACTOR = 2.0
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -405,21 +496,33 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by row name, in the table's order, with the study's configuration and numbers, ours at the
-        scale run (``h``, ``epochs``, parameters, molecules), the number of seeds and, for the test MSE (eV²)
-        and MAE (eV), the mean and the sample standard deviation over seeds (NaN for one seed).
+        scale run (``h``, ``epochs``, parameters, molecules), the number of seeds, the test MSE (eV²) and MAE (eV)
+        as mean and sample standard deviation over seeds (NaN for one seed), the MSE in the study's normalised
+        units (``mse_norm_mean``: eV² / :data:`STUDY_LABEL_STD`²), the composition baseline's MSE in eV² and
+        normalised, and ``baseline_factor_min``, the smallest ratio baseline MAE / model MAE over the row's seeds.
     """
-    grouped = results.groupby("row")
+    frame = results.copy()
+    frame["baseline_factor"] = frame["baseline_test_mae_ev"] / frame["test_mae_ev"]
+    if "baseline_test_rmse_ev" in frame:
+        frame["baseline_mse_ev2"] = pd.to_numeric(frame["baseline_test_rmse_ev"], errors="coerce") ** 2
+    else:
+        frame["baseline_mse_ev2"] = math.nan
+    grouped = frame.groupby("row")
     summary = pd.DataFrame({
         "seeds": grouped.size(),
         "h": grouped["h"].first(), "epochs": grouped["epochs"].first(),
         "parameters": grouped["n_parameters"].first(), "train molecules": grouped["n_train"].first(),
         "mse_mean": grouped["test_mse_ev2"].mean(), "mse_std": grouped["test_mse_ev2"].std(ddof=1),
         "mae_mean": grouped["test_mae_ev"].mean(), "mae_std": grouped["test_mae_ev"].std(ddof=1),
+        "baseline_mse_ev2": grouped["baseline_mse_ev2"].mean(),
+        "baseline_factor_min": grouped["baseline_factor"].min(),
         "train_seconds": grouped["train_seconds"].mean(),
     })
+    summary["mse_norm_mean"] = summary["mse_mean"] / STUDY_LABEL_STD**2
+    summary["baseline_mse_norm"] = summary["baseline_mse_ev2"] / STUDY_LABEL_STD**2
     study = pd.DataFrame([{"row": row.name, "config": row.label, "study parameters (M)": row.parameters_m,
-                           "study test MSE (eV²)": row.test_mse} for row in TABLE1]).set_index("row")
-    return study.join(summary, how="inner")
+                           "study test MSE (eV²)": row.test_mse, "study epochs": row.epochs} for row in TABLE1])
+    return study.set_index("row").join(summary, how="inner")
 
 
 @dataclass(frozen=True)
@@ -447,59 +550,95 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("[0,1,2,3,4]: 100 epochs beat 30", "L0-1-2-3-4_h16_e100", "L0-1-2-3-4_h16_e30"),
     Claim("[0,3,4,5,6]: 100 epochs beat 30", "L0-3-4-5-6_h16_e100", "L0-3-4-5-6_h16_e30"),
 )
-#: The claim chapter 6 singles out: the sparse set beats the dense one at equal epochs.
+#: The claims chapter 6 singles out: the sparse set beats the dense one at equal epochs.
 KEY_CLAIMS = (CLAIMS[0].text, CLAIMS[1].text)
 
 
-def _pair(mean_a: float, mean_b: float, std_a: float = math.nan, std_b: float = math.nan) -> str:
-    spread = "" if math.isnan(std_a) else f" ± {std_a:.3g}"
-    spread_b = "" if math.isnan(std_b) else f" ± {std_b:.3g}"
-    return f"{mean_a:.3g}{spread} vs {mean_b:.3g}{spread_b} (x{mean_b / mean_a:.3g})"
+def paired_log_ratios(results: pd.DataFrame, better: str, worse: str) -> pd.Series:
+    """``log(MSE of worse / MSE of better)`` for every seed both rows ran with, indexed by seed.
+
+    Runs that share a seed share their molecules, split and data order, so the per-seed ratio removes most of
+    the variation the two rows have in common.
+    """
+    mse = results.pivot_table(index="seed", columns="row", values="test_mse_ev2", aggfunc="mean")
+    if better not in mse or worse not in mse:
+        return pd.Series(dtype=float)
+    pairs = mse[[better, worse]].dropna()
+    return (pairs[worse] / pairs[better]).map(math.log)
 
 
-def _verdict(direction: str, margin: str, separated: str) -> str:
-    """One phrase from the three tests of a claim."""
-    if direction == "no":
-        return "not reproduced"
-    if separated == "one seed":
-        return "same direction, one seed only"
-    if separated == "no":
-        return "same direction, within the seed spread"
-    return "reproduced" if margin == "yes" else "reproduced, by a smaller margin"
+def ratio_interval(log_ratios: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean of paired ratios and its t interval: ``(ratio, low, high)``; ``low, high`` NaN for n < 2."""
+    from scipy import stats
+
+    values = pd.Series(log_ratios, dtype=float).dropna()
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return math.exp(mean), math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
-def judge_claim(claim: Claim, summary: pd.DataFrame) -> dict[str, str]:
-    """Verdict on one claim from :func:`summarize`'s table (compared on the test MSE, the study's measure).
+def judge_claim(claim: Claim, results: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
+    """Verdict on one claim from the per-run results, on the test MSE (the study's measure), seed-paired.
+
+    Verdicts:
+
+    * ``not run`` — a row of the claim has no runs;
+    * ``untestable at this scale`` — a run of either row does not beat the composition baseline's test MAE by
+      :data:`BASELINE_FACTOR` (such a model has not learned more than composition, so it cannot say which
+      orders matter);
+    * ``reproduced`` / ``contradicted`` — the ``level`` t interval of the seed-paired ratio (worse / better) lies
+      above / below 1;
+    * ``inconclusive`` — otherwise, including fewer than two shared seeds (whatever the direction).
+
+    ``margin`` says whether the interval also clears the study's factor (``yes``), falls short of it (``no``) or
+    straddles it (``unclear``); it is empty for claims without a factor.
 
     Returns
     -------
     dict
-        ``claim``; ``study`` and ``ours`` (better vs worse, and the ratio); ``direction`` ("yes"/"no": is the
-        better row better), ``margin`` (by the study's factor too?), ``beyond spread`` ("yes"/"no" when the
-        means differ by more than the two seed spreads added, "one seed" otherwise) and ``verdict``: "reproduced"
-        only when the direction holds beyond the seed spread; all "not run" when a row is missing.
+        ``claim``, ``study`` (published ratio), ``ours`` (ratio with interval), ``seeds`` (paired),
+        ``baseline factor`` (the smallest over both rows' runs), ``margin``, ``verdict``.
     """
     better, worse = ROWS[claim.better], ROWS[claim.worse]
-    verdict = {"claim": claim.text, "study": _pair(better.test_mse, worse.test_mse)}
-    if claim.better not in summary.index or claim.worse not in summary.index:
-        return verdict | dict.fromkeys(("ours", "direction", "margin", "beyond spread", "verdict"), "not run")
-    a, b = summary.loc[claim.better], summary.loc[claim.worse]
-    ratio = b["mse_mean"] / a["mse_mean"]
-    if math.isnan(a["mse_std"]) or math.isnan(b["mse_std"]):
-        separated = "one seed"
+    verdict: dict[str, Any] = {"claim": claim.text, "study": f"x{worse.test_mse / better.test_mse:.3g}"}
+    runs = results[results["row"].isin([claim.better, claim.worse])]
+    if not {claim.better, claim.worse} <= set(runs["row"]):
+        return verdict | {"ours": "", "seeds": 0, "baseline factor": math.nan, "margin": "", "verdict": "not run"}
+    factor = float((runs["baseline_test_mae_ev"] / runs["test_mae_ev"]).min())
+    logs = paired_log_ratios(results, claim.better, claim.worse)
+    ratio, low, high = ratio_interval(logs, level)
+    ours = "" if math.isnan(ratio) else f"x{ratio:.3g}" + ("" if math.isnan(low) else f" [{low:.3g}, {high:.3g}]")
+    margin = ""
+    if claim.factor > 1 and not math.isnan(low):
+        margin = "yes" if low >= claim.factor else "no" if high < claim.factor else "unclear"
+    if factor < BASELINE_FACTOR:
+        text = "untestable at this scale"
+    elif math.isnan(low):
+        text = "inconclusive"
     else:
-        separated = "yes" if a["mse_mean"] + a["mse_std"] < b["mse_mean"] - b["mse_std"] else "no"
-    direction, margin = ("yes" if ratio > 1 else "no"), ("yes" if ratio >= claim.factor else "no")
-    return verdict | {
-        "ours": _pair(a["mse_mean"], b["mse_mean"], a["mse_std"], b["mse_std"]),
-        "direction": direction, "margin": margin, "beyond spread": separated,
-        "verdict": _verdict(direction, margin, separated),
-    }
+        text = "reproduced" if low > 1 else "contradicted" if high < 1 else "inconclusive"
+    return verdict | {"ours": ours, "seeds": len(logs), "baseline factor": factor, "margin": margin, "verdict": text}
 
 
-def judge_claims(summary: pd.DataFrame) -> pd.DataFrame:
-    """:func:`judge_claim` for every claim of :data:`CLAIMS`, one line each."""
-    return pd.DataFrame([judge_claim(claim, summary) for claim in CLAIMS]).set_index("claim")
+def judge_claims(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """:func:`judge_claim` for every claim of :data:`CLAIMS`, one line each, indexed by the claim."""
+    return pd.DataFrame([judge_claim(claim, results, level) for claim in CLAIMS]).set_index("claim")
+
+
+def rank_agreement(summary: pd.DataFrame) -> pd.DataFrame:
+    """Spearman rank correlation of the study's test errors and ours, within each group of the study's epochs
+    (30 and 100: rows trained for different lengths are not comparable), from :func:`summarize`'s table."""
+    from scipy import stats
+
+    lines = []
+    for epochs, group in summary.groupby("study epochs"):
+        rho = stats.spearmanr(group["study test MSE (eV²)"], group["mse_mean"]).statistic if len(group) > 2 else math.nan
+        lines.append({"study epochs": epochs, "rows": len(group), "spearman rho": rho})
+    return pd.DataFrame(lines).set_index("study epochs")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -523,6 +662,6 @@ def command(args: argparse.Namespace) -> Path:
     """
     rows = select_rows(args.only)
     scale = scale_for(args.profile)
-    out = Path(args.out or DEFAULT_CSV.format(profile=args.profile))
+    out = Path(args.out or DEFAULT_CSV.format(profile=args.profile, slug=scale.slug))
     run_sweep(rows, scale, args.seeds, args.runs, out)
     return out

@@ -13,7 +13,6 @@ at the start of the run on the same threads.
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import time
@@ -25,9 +24,9 @@ import pandas as pd
 import torch
 from e3nn import o3
 
-from .bench import set_label, time_samples
+from .bench import parse_set, set_label, time_samples
 from .so3 import irreps_for, sh_irreps, wigner_3j_sparse
-from .tp import FullyConnectedTensorProduct, cueq_available
+from .tp import FullyConnectedTensorProduct, cueq_available, fully_connected_paths, weight_numel
 
 #: (L, h) of the conv blocks of the study's Table 1.
 TABLE1_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
@@ -43,14 +42,31 @@ BACKENDS = ("equinb", "equinb_fused", "e3nn", "e3nn_compiled", "cueq", "radial")
 EDGES = 1216
 
 
-def flop_model(L: Sequence[int], h: int) -> dict[str, int]:
-    """Multiply–adds per edge of the forward pass: coupling (``h * nnz``), weights, radial last layer."""
-    tp = FullyConnectedTensorProduct(irreps_for(L, h), sh_irreps(L), irreps_for(L, h), backend="torch")
-    coupling = sum(h * len(wigner_3j_sparse(p.l1, p.l2, p.lo)[1]) for p in tp.paths)
-    weights = sum(h * h * (2 * p.lo + 1) for p in tp.paths)
-    return {"paths": len(tp.paths), "weight_numel": tp.weight_numel, "coupling_macs": coupling,
-            "weight_macs": weights, "radial_macs": h * tp.weight_numel,
-            "fwd_bwd_flops": 6 * (coupling + weights + h * tp.weight_numel)}
+def parse_shape(text: str) -> tuple[tuple[int, ...], int]:
+    """``"0,3-6/16"`` -> ``((0, 3, 4, 5, 6), 16)``.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not ``orders/h`` with orders as :func:`equinb.bench.parse_set` reads them.
+    """
+    orders, _, h = text.partition("/")
+    if not h.isdigit() or int(h) < 1:
+        raise ValueError(f"a shape is orders/h such as 0,1,2/32, got {text!r}")
+    return parse_set(orders), int(h)
+
+
+def flop_model(L: Sequence[int], h: int) -> dict[str, float]:
+    """Per edge: paths, weights, forward multiply–adds (coupling ``h * nnz``, weights, radial last layer), the
+    non-zero fraction of the coupling tensors, and forward + backward FLOPs."""
+    paths = fully_connected_paths(irreps_for(L, h), sh_irreps(L), irreps_for(L, h))
+    nnz = sum(len(wigner_3j_sparse(p.l1, p.l2, p.lo)[1]) for p in paths)
+    dense = sum((2 * p.l1 + 1) * (2 * p.l2 + 1) * (2 * p.lo + 1) for p in paths)
+    weights = sum(h * h * (2 * p.lo + 1) for p in paths)
+    numel = weight_numel(paths)
+    return {"paths": len(paths), "weight_numel": numel, "coupling_macs": h * nnz, "weight_macs": weights,
+            "radial_macs": h * numel, "nnz_fraction": nnz / dense,
+            "fwd_bwd_flops": 6 * (h * nnz + weights + h * numel)}
 
 
 def sgemm_rate(size: int = 2048, repeats: int = 3) -> float:
@@ -67,7 +83,8 @@ def _seconds(call: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def _inputs(L: Sequence[int], h: int, edges: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def case_inputs(L: Sequence[int], h: int, edges: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random signed float32 inputs of one case: ``x1, x2, weight, features, matrix, upstream``."""
     generator = torch.Generator().manual_seed(seed)
     irreps, sh = irreps_for(L, h), sh_irreps(L)
     numel = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch").weight_numel
@@ -136,7 +153,7 @@ def measure(
             if reason:
                 row.update(status="skipped", reason=reason)
             else:
-                tensors = _inputs(L, h, edges)
+                tensors = case_inputs(L, h, edges)
                 started = time.perf_counter()
                 call = case_call(backend, L, h, tensors)
                 call()  # warm-up (compiles where compiled)
@@ -189,8 +206,8 @@ def peak_memory_bytes(backend: str, L: Sequence[int], h: int, edges: int = EDGES
     """
     code = (
         "import resource, torch\n"
-        "from equinb.tpbench import _inputs, case_call\n"
-        f"tensors = _inputs({tuple(L)!r}, {h}, {edges})\n"
+        "from equinb.tpbench import case_inputs, case_call\n"
+        f"tensors = case_inputs({tuple(L)!r}, {h}, {edges})\n"
         f"call = case_call({backend!r}, {tuple(L)!r}, {h}, tensors)\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "call()\n"

@@ -24,6 +24,7 @@ from .allocator import keep_freed_memory
 from .baseline import fit_composition_baseline, regression_metrics
 from .model import count_parameters
 from .runs import SPLIT, RunFolder, config_key, find_run, runs_dir
+from .target import TARGETS, Target
 from .trained import initial_model, load_checkpoint, model_config, predict, resolve_device, save_checkpoint
 
 #: Learning rate of the study (AdamW).
@@ -48,6 +49,11 @@ class TrainConfig:
         The model (see :class:`equinb.model.ModelConfig`).
     epochs
         Number of passes over the training split.
+    weight_decay
+        AdamW's decoupled weight decay; the study ran 0.0 (torch's AdamW defaults to 0.01).
+    target
+        ``"atomization"`` (the study's: the whole U0 atomization energy, normalised) or ``"residual"`` (after
+        per-element references fitted on the training split; :mod:`equinb.target`). Errors are in eV either way.
     n_molecules
         Size of the seeded random subset of QM9 to use (None: all 130,831).
     batch_size, lr
@@ -67,6 +73,8 @@ class TrainConfig:
     gate: bool = False
     tp_backend: str = "auto"
     epochs: int = 100
+    weight_decay: float = 0.0
+    target: str = "atomization"
     n_molecules: int | None = None
     batch_size: int = BATCH_SIZE
     lr: float = LEARNING_RATE
@@ -83,6 +91,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        decay = self.weight_decay
+        if isinstance(decay, bool) or not (isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0):
+            raise ValueError(f"weight_decay must be a non-negative number, got {decay!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.graph not in data.GRAPH_KINDS:
             raise ValueError(f"unknown graph kind {self.graph!r}; choose one of {data.GRAPH_KINDS}")
         data.subset_indices(data.N_QM9, self.n_molecules)  # validates n_molecules
@@ -178,11 +191,11 @@ def train(
     keep_freed_memory()  # large per-edge tensors reuse freed memory instead of page-faulting every step
     arrays = data.load_qm9(progress=progress)
     split = _prepare_split(run, config, arrays)
-    normalizer = data.fit_normalizer(arrays.energy, split)
+    target = Target.fit(config.target, arrays, split)
     graphs = {part: data.make_dataset(arrays, split[part], config.graph, config.graph_cutoff) for part in split}
 
     model = initial_model(settings).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict[str, Any]] = []
     state = load_checkpoint(run, map_location=device)
     if state is not None:
@@ -199,7 +212,7 @@ def train(
         total, count = 0.0, 0
         for batch in bar:
             batch = batch.to(device)
-            loss = torch.nn.functional.mse_loss(step(batch), normalizer.normalize(batch.y))
+            loss = torch.nn.functional.mse_loss(step(batch), target.encode(batch))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss.item()} in epoch {epoch + 1} of {run.path}; the checkpoint of epoch "
@@ -211,12 +224,13 @@ def train(
             total, count = total + loss.item() * batch.num_graphs, count + batch.num_graphs
             bar.set_postfix(loss=f"{total / count:.4f}")
         model.eval()
-        val = _metrics(*predict(model, graphs["val"], normalizer))
+        val = _metrics(*predict(model, graphs["val"], target))
         row = {"epoch": epoch + 1, "train_loss": total / count, "val_mae_ev": val["mae_ev"],
                "val_rmse_ev": val["rmse_ev"], "seconds": time.perf_counter() - started}
         history.append(row)
         save_checkpoint(run, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                              "history": history, "normalizer": normalizer.to_dict()})
+                              "history": history, "normalizer": target.normalizer.to_dict(),
+                              "target": target.to_dict()})
         run.write_history(history)
         if progress:
             print(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}, "
@@ -227,12 +241,13 @@ def train(
     model.eval()
     baseline = fit_composition_baseline(arrays, split)
     run.write_metrics({
-        "test": _metrics(*predict(model, graphs["test"], normalizer)),
-        "val": _metrics(*predict(model, graphs["val"], normalizer)),
+        "test": _metrics(*predict(model, graphs["test"], target)),
+        "val": _metrics(*predict(model, graphs["val"], target)),
         "baseline_test": {"mae_ev": baseline.metrics["test"]["mae"], "rmse_ev": baseline.metrics["test"]["rmse"]},
         "n_parameters": count_parameters(model),
         "n_molecules": {part: int(len(rows)) for part, rows in split.items()},
-        "normalizer": normalizer.to_dict(),
+        "normalizer": target.normalizer.to_dict(),
+        "target": target.to_dict(),
         "train_seconds": float(sum(row["seconds"] for row in history)),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "torch_threads": torch.get_num_threads(),

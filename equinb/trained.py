@@ -16,6 +16,7 @@ import torch
 from . import data
 from .model import EquivariantModel, ModelConfig
 from .runs import CHECKPOINT, SPLIT, RunFolder, atomic_write_bytes
+from .target import Target
 
 
 
@@ -55,8 +56,8 @@ def load_checkpoint(run: RunFolder, map_location: str | torch.device = "cpu") ->
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def load_model(run: RunFolder, device: str | torch.device = "auto") -> tuple[EquivariantModel, data.Normalizer]:
-    """The trained model of a finished run (in eval mode) and its label normaliser.
+def load_model(run: RunFolder, device: str | torch.device = "auto") -> tuple[EquivariantModel, Target]:
+    """The trained model of a finished run (in eval mode) and its target (label transform).
 
     Raises
     ------
@@ -69,7 +70,7 @@ def load_model(run: RunFolder, device: str | torch.device = "auto") -> tuple[Equ
     model = EquivariantModel.from_config(model_config(run.config)).to(device)
     model.load_state_dict(state["model"])
     model.eval()
-    return model, data.Normalizer.from_dict(state["normalizer"])
+    return model, Target.from_dict(state.get("target", state["normalizer"]))
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), pr
 
 
 @torch.no_grad()
-def predict(model: EquivariantModel, graphs: list, normalizer: data.Normalizer, batch_size: int = 64,
+def predict(model: EquivariantModel, graphs: list, target: Target, batch_size: int = 64,
             device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted energies (eV) of ``graphs``, in their order.
 
@@ -116,7 +117,7 @@ def predict(model: EquivariantModel, graphs: list, normalizer: data.Normalizer, 
     true, predicted = [], []
     for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
         batch = batch.to(device)
-        predicted.append(normalizer.denormalize(model(batch).double()).cpu())
+        predicted.append(target.decode(model(batch), batch).cpu())
         true.append(batch.y.double().cpu())
     if not true:
         return np.zeros(0), np.zeros(0)

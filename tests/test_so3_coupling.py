@@ -19,6 +19,7 @@ from equinb.so3.coupling import (
     complex_to_real,
     wigner_3j_numeric,
     wigner_3j_real,
+    wigner_3j_sparse,
 )
 from equinb.so3.harmonics import real_spherical_harmonic, x, y, z
 
@@ -168,3 +169,15 @@ def test_errors_and_caching():
         wigner_3j_real(1.0, 1, 1)
     first = wigner_3j_numeric(2, 2, 2)
     assert first is wigner_3j_numeric(2, 2, 2) and not first.flags.writeable
+
+
+@pytest.mark.parametrize("triple", [(0, 0, 0), (1, 1, 1), (2, 3, 4), (4, 4, 6), (6, 5, 3), (8, 2, 7), (10, 10, 2)])
+def test_sparse_entries_rebuild_e3nn_wigner_3j(triple):
+    """The sparse non-zero list, scattered into a dense tensor, is e3nn's tensor; nothing non-zero is left out."""
+    indices, values = wigner_3j_sparse(*triple)
+    reference = o3.wigner_3j(*triple, dtype=torch.float64).numpy()
+    dense = np.zeros_like(reference)
+    dense[tuple(indices.T)] = values
+    np.testing.assert_allclose(dense, reference, atol=1e-13)
+    assert len(values) == int((np.abs(reference) > 1e-12).sum()) and np.all(values != 0)
+    assert not indices.flags.writeable and not values.flags.writeable

@@ -26,11 +26,12 @@ def test_table1_has_the_studys_rows_and_counts():
 
 
 def test_scales_keep_L_and_scale_h_and_epochs():
-    cpu, row = sweep.SCALES["cpu"], sweep.ROWS["L0-3-4-5-6_h16_e30"]
-    assert (cpu.h(row), cpu.epochs(row)) == (4, 3)
+    old, row = sweep.SCALES["cpu_v1"], sweep.ROWS["L0-3-4-5-6_h16_e30"]
+    assert (old.h(row), old.epochs(row)) == (4, 3)
     assert (sweep.SCALES["paper"].h(row), sweep.SCALES["paper"].epochs(row)) == (16, 30)
     assert sweep.SCALES["smoke"].epochs(sweep.ROWS[ROW]) == 1 and sweep.SCALES["smoke"].h(row) == 1
-    assert cpu.slug == "n2000_epochs0.1_hdiv4" and sweep.SCALES["paper"].slug.startswith("nall_")
+    assert old.slug == "n2000_epochs0.1_hdiv4" and sweep.SCALES["paper"].slug.startswith("nall_")
+    assert sweep.SCALES["cpu"].h(sweep.ROWS[ROW]) == 16 == sweep.SCALES["cpu"].h(row)
     with pytest.raises(sweep.SweepError, match="h_divisor"):
         sweep.Scale(100, 0.5, 0)
 
@@ -58,30 +59,77 @@ def test_cli_bad_requests_exit_2_with_one_line(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def _results(values: dict[str, list[float]]) -> pd.DataFrame:
-    lines = [{"row": name, "h": 8, "epochs": 3, "n_parameters": 1, "n_train": 10, "test_mse_ev2": mse,
-              "test_mae_ev": math.sqrt(mse), "train_seconds": 1.0} for name, seeds in values.items() for mse in seeds]
+def _results(values: dict[str, list[float]], mae_factor: float = 4.0) -> pd.DataFrame:
+    """Synthetic runs: per row, one test MSE per seed (seeds 1, 2, ...); the baseline's MAE is ``mae_factor`` times
+    the run's."""
+    lines = [{"row": name, "h": 8, "epochs": 3, "n_parameters": 1, "n_train": 10, "seed": seed,
+              "test_mse_ev2": mse, "test_mae_ev": math.sqrt(mse), "baseline_test_mae_ev": mae_factor * math.sqrt(mse),
+              "baseline_test_rmse_ev": 1.1, "train_seconds": 1.0}
+             for name, values_ in values.items() for seed, mse in enumerate(values_, start=1)]
     return pd.DataFrame(lines)
 
 
-def test_summary_and_claims_from_synthetic_results():
-    summary = sweep.summarize(_results({"L0-3-4-5-6_h16_e30": [0.4, 0.6], "L0-1-2-3-4_h16_e30": [1.5, 1.7],
-                                        ROW: [0.3]}))
-    assert list(summary.index) == [ROW, "L0-1-2-3-4_h16_e30", "L0-3-4-5-6_h16_e30"]  # the table's order
-    assert summary.loc["L0-3-4-5-6_h16_e30", "mse_mean"] == pytest.approx(0.5)
-    assert summary.loc["L0-3-4-5-6_h16_e30", "mse_std"] == pytest.approx(math.sqrt(0.02))
+SPARSE, DENSE = "L0-3-4-5-6_h16_e30", "L0-1-2-3-4_h16_e30"
+
+
+def test_summary_in_both_units_and_table_order():
+    summary = sweep.summarize(_results({SPARSE: [0.4, 0.6], DENSE: [1.5, 1.7], ROW: [0.3]}))
+    assert list(summary.index) == [ROW, DENSE, SPARSE]  # the table's order
+    assert summary.loc[SPARSE, "mse_mean"] == pytest.approx(0.5)
+    assert summary.loc[SPARSE, "mse_std"] == pytest.approx(math.sqrt(0.02))
+    assert summary.loc[SPARSE, "mse_norm_mean"] == pytest.approx(0.5 / 10.3238**2)
+    assert summary.loc[SPARSE, "baseline_mse_norm"] == pytest.approx(1.21 / 10.3238**2)  # 0.0113, the study's unit
+    assert summary.loc[SPARSE, "baseline_factor_min"] == pytest.approx(4.0)
     assert math.isnan(summary.loc[ROW, "mse_std"])
-    verdicts = sweep.judge_claims(summary)
-    sparse = verdicts.loc[sweep.CLAIMS[0].text]
-    assert sparse[["direction", "margin", "beyond spread", "verdict"]].tolist() == ["yes", "yes", "yes", "reproduced"]
-    assert verdicts.loc[sweep.CLAIMS[1].text, "verdict"] == "not run"
-    close = sweep.judge_claims(sweep.summarize(_results({"L0-3-4-5-6_h16_e30": [0.9, 1.1],
-                                                         "L0-1-2-3-4_h16_e30": [1.0, 1.2]})))
-    assert close.loc[sweep.CLAIMS[0].text, "verdict"] == "same direction, within the seed spread"
-    canonical = sweep.judge_claims(sweep.summarize(_results({ROW: [0.3], "L0-1-2-4_h32_e100": [0.2],
-                                                             "L0-1-2-6_h32_e100": [0.4]})))
-    assert canonical.loc[sweep.CLAIMS[3].text, ["direction", "verdict"]].tolist() == ["no", "not reproduced"]
-    assert canonical.loc[sweep.CLAIMS[4].text, "verdict"] == "same direction, one seed only"
+
+
+def test_paired_interval_on_known_data():
+    """Paired t interval of the log ratio, by hand: ratios 2, 2.2, 1.8 -> geometric mean and scipy-free bounds."""
+    ratio, low, high = sweep.ratio_interval([math.log(2.0), math.log(2.2), math.log(1.8)])
+    logs = [math.log(2.0), math.log(2.2), math.log(1.8)]
+    mean = sum(logs) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 d.o.f.)
+    assert (ratio, low, high) == pytest.approx((math.exp(mean), math.exp(mean - half), math.exp(mean + half)))
+    assert math.isnan(sweep.ratio_interval([0.3])[1])
+
+
+def test_verdicts_from_constructed_results():
+    claim = sweep.CLAIMS[0].text  # sparse beats dense at 30 epochs, over two times
+    # clearly better on every seed, paired: reproduced, and by the study's factor
+    clear = sweep.judge_claims(_results({SPARSE: [0.4, 0.5, 0.45], DENSE: [1.5, 1.7, 1.6]})).loc[claim]
+    assert (clear["verdict"], clear["margin"], clear["seeds"]) == ("reproduced", "yes", 3)
+    # same direction on average but inside the spread of the paired ratios: inconclusive
+    close = sweep.judge_claims(_results({SPARSE: [0.9, 1.1, 1.0], DENSE: [1.0, 1.0, 1.05]})).loc[claim]
+    assert close["verdict"] == "inconclusive"
+    # pairing matters: seed effects shared by both rows cancel (unpaired spreads overlap, paired ratios do not)
+    paired = sweep.judge_claims(_results({SPARSE: [0.5, 1.0, 2.0], DENSE: [0.6, 1.2, 2.3]})).loc[claim]
+    assert paired["verdict"] == "reproduced" and paired["margin"] == "no"
+    # the opposite direction, clearly: contradicted
+    opposite = sweep.judge_claims(_results({SPARSE: [1.5, 1.7, 1.6], DENSE: [0.4, 0.5, 0.45]})).loc[claim]
+    assert opposite["verdict"] == "contradicted"
+    # one seed: inconclusive whatever the direction
+    assert sweep.judge_claims(_results({SPARSE: [0.1], DENSE: [5.0]})).loc[claim, "verdict"] == "inconclusive"
+    # models that do not beat the composition baseline twice cannot judge orders
+    weak = sweep.judge_claims(_results({SPARSE: [0.4, 0.5, 0.45], DENSE: [1.5, 1.7, 1.6]}, mae_factor=1.5))
+    assert weak.loc[claim, "verdict"] == "untestable at this scale"
+    assert weak.loc[sweep.CLAIMS[1].text, "verdict"] == "not run"
+
+
+def test_rank_agreement_within_epoch_groups():
+    rows = {name: [sweep.ROWS[name].test_mse] for name in ("L0-1-2_h32_e100", "L0-1-2-4_h32_e100",
+                                                           "L0-1-2-6_h32_e100", DENSE, SPARSE, "L0-1-2-3-4-5-6_h16_e30")}
+    agreement = sweep.rank_agreement(sweep.summarize(_results(rows)))
+    assert agreement.loc[100, "spearman rho"] == pytest.approx(1.0) and agreement.loc[30, "rows"] == 3
+
+
+def test_key_rows_get_their_seeds_and_scales_name_their_options():
+    scale = sweep.Scale(100, 0.5, 1, h_cap=16, target="residual", key_seeds=3)
+    assert scale.h(sweep.ROWS[ROW]) == 16 and scale.h(sweep.ROWS[SPARSE]) == 16
+    assert scale.seeds(sweep.ROWS[SPARSE]) == 3 and scale.seeds(sweep.ROWS["L0-1-2-4_h32_e100"]) == 1
+    assert scale.slug == "n100_epochs0.5_hdiv1_hcap16_residual"
+    with pytest.raises(sweep.SweepError, match=r"^target must be one of"):
+        sweep.Scale(100, 0.5, 1, target="energy")
 
 
 def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, capsys):
@@ -96,6 +144,10 @@ def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, c
     run = tmp_path / lines[0]["run"]
     assert (run / "metrics.json").is_file() and (run / f"{sweep.TRAINING_CHAPTER}.ipynb").is_file()
     assert float(lines[0]["test_mse_ev2"]) == pytest.approx(float(lines[0]["test_rmse_ev"]) ** 2)
+    curves = pd.read_csv(sweep.history_path(out))
+    assert curves["epoch"].tolist() == [1] and curves["row"].tolist() == [ROW]
+    assert curves["val_mae_ev"].iloc[0] == pytest.approx(float((run / "history.csv").read_text().split("\n")[1]
+                                                              .split(",")[2]))
     stamp = (run / "metrics.json").stat().st_mtime_ns
     assert "trained in" in capsys.readouterr().out
 
@@ -104,7 +156,20 @@ def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(sweep, "run_chapter", no_training)
     assert main(argv) == 0
-    assert "finished before, skipped" in capsys.readouterr().out
+    assert "recorded before, skipped" in capsys.readouterr().out
     assert (run / "metrics.json").stat().st_mtime_ns == stamp
     with out.open(newline="") as file:
         assert list(csv.DictReader(file)) == lines
+    # another machine: a fresh, empty runs folder and the committed CSV -> nothing runs, the CSV is kept
+    fresh = ["sweep", "table1", "--profile", "smoke", "--only", ROW, "--runs", str(tmp_path / "elsewhere"),
+             "--out", str(out)]
+    assert main(fresh) == 0
+    assert "recorded before, skipped" in capsys.readouterr().out and not (tmp_path / "elsewhere").exists()
+    with out.open(newline="") as file:
+        assert list(csv.DictReader(file)) == lines
+    # a finished run folder missing from the CSV is recorded without training
+    out.unlink()
+    assert main(argv) == 0
+    assert "finished before, recorded" in capsys.readouterr().out
+    with out.open(newline="") as file:
+        assert [line["run"] for line in csv.DictReader(file)] == [lines[0]["run"]]

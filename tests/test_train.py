@@ -79,9 +79,9 @@ def test_finished_run_is_reused_not_retrained(reference):
 
 
 def test_loaded_model_reproduces_test_metrics(reference):
-    model, normalizer = load_model(reference, device="cpu")
+    model, target = load_model(reference, device="cpu")
     graphs = run_data(reference, parts=["test"]).graphs["test"]
-    true, predicted = predict(model, graphs, normalizer)
+    true, predicted = predict(model, graphs, target)
     assert abs(true - predicted).mean() == pytest.approx(reference.metrics["test"]["mae_ev"], rel=1e-6)
 
 
@@ -120,6 +120,9 @@ def test_name_of_another_config_is_refused(reference):
         ({"fractions": (0.5, 0.1, 0.1)}, "fractions|sum"),
         ({"n_molecules": 200_000}, "200000"),
         ({"n_molecules": 5}, "empty|split|5"),
+        ({"weight_decay": -0.1}, r"^weight_decay must be a non-negative number, got -0.1$"),
+        ({"target": "energy"}, r"^target must be one of \('atomization', 'residual'\), got 'energy'$"),
+        ({"tp_backend": "fast"}, r"^tp_backend must be one of"),
     ],
 )
 def test_bad_configs(changes, message):
@@ -130,3 +133,26 @@ def test_bad_configs(changes, message):
 def test_unknown_config_key():
     with pytest.raises(ValueError, match="unknown training configuration keys"):
         TrainConfig.from_dict({**TINY, "epoch": 3})
+
+
+def test_study_optimiser_defaults_recorded(reference):
+    """Weight decay 0.0 (the study's; torch's AdamW would use 0.01), recorded in the run and in the optimiser."""
+    assert reference.config["weight_decay"] == 0.0 and reference.config["target"] == "atomization"
+    assert reference.config["tp_backend"] == "auto"
+    groups = load_checkpoint(reference)["optimizer"]["param_groups"]
+    assert all(group["weight_decay"] == 0.0 for group in groups)
+
+
+def test_weight_decay_reaches_the_optimiser(tmp_path):
+    run = train(TinyConfig(epochs=1, weight_decay=0.05), runs_parent=tmp_path, progress=False)
+    assert all(g["weight_decay"] == 0.05 for g in load_checkpoint(run)["optimizer"]["param_groups"])
+
+
+def test_residual_target_run_reports_ev(tmp_path):
+    """A residual-target run: references stored with the run, predictions in eV that round-trip through loading."""
+    run = train(TinyConfig(target="residual"), runs_parent=tmp_path, progress=False)
+    model, target = load_model(run, "cpu")
+    assert target.kind == "residual" and run.metrics["target"]["kind"] == "residual"
+    graphs = run_data(run, ["test"]).graphs["test"]
+    true, predicted = predict(model, graphs, target)
+    assert abs(abs(predicted - true).mean() - run.metrics["test"]["mae_ev"]) < 1e-9

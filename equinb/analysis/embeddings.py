@@ -30,6 +30,7 @@ from .. import data
 from ..model import EquivariantModel
 from ..runs import RunFolder
 from ..so3 import feature_slices
+from ..target import Target
 from ..trained import load_model, run_data
 
 #: Views of an order's features accepted by :meth:`LayerEmbeddings.view`.
@@ -236,8 +237,8 @@ class TestSet:
         The run folder.
     model
         The trained model, in eval mode.
-    normalizer
-        The run's label normaliser.
+    target
+        The run's label transform (:class:`equinb.target.Target`).
     arrays
         QM9.
     rows
@@ -248,7 +249,7 @@ class TestSet:
 
     run: RunFolder
     model: EquivariantModel
-    normalizer: data.Normalizer
+    target: Target
     arrays: data.QM9Arrays
     rows: np.ndarray
     graphs: list
@@ -275,11 +276,11 @@ def load_test_set(run: RunFolder, n_molecules: int | None = None, device: str | 
     run.require_finished()
     if n_molecules is not None and n_molecules < 1:
         raise ValueError(f"n_molecules must be positive or None, got {n_molecules}")
-    model, normalizer = load_model(run, device)
+    model, target = load_model(run, device)
     loaded = run_data(run, ["test"])
     rows = np.asarray(loaded.split["test"][:n_molecules], dtype=np.int64)
     graphs = loaded.graphs["test"][: len(rows)]
-    return TestSet(run, model, normalizer, loaded.arrays, rows, graphs)
+    return TestSet(run, model, target, loaded.arrays, rows, graphs)
 
 
 @torch.no_grad()

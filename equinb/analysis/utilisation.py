@@ -34,6 +34,7 @@ from .. import data, trained
 from ..model import EquivariantModel, InteractionBlock
 from ..runs import RunFolder
 from ..so3 import feature_slices
+from ..target import Target
 from ..trained import load_checkpoint, load_model, predict
 from .embeddings import LayerEmbeddings, TestSet, check_layer, check_orders
 
@@ -89,13 +90,13 @@ def knockout(test: TestSet, layers: Iterable[str] | None = None, orders: Iterabl
         ``mae_increase_ev`` and ``max_change_ev`` (largest change of a prediction).
     """
     layers, orders = _layers_and_orders(test.model, layers, orders)
-    true, intact = predict(test.model, test.graphs, test.normalizer)
+    true, intact = predict(test.model, test.graphs, test.target)
     intact_mae = float(np.mean(np.abs(intact - true)))
     rows = []
     for layer in layers:
         for l in orders:
             with knocked_out(test.model, layer, l):
-                _, pred = predict(test.model, test.graphs, test.normalizer)
+                _, pred = predict(test.model, test.graphs, test.target)
             mae = float(np.mean(np.abs(pred - true)))
             rows.append({"layer": layer, "l": l, "mae_ev": mae, "intact_mae_ev": intact_mae,
                          "mae_increase_ev": mae - intact_mae, "max_change_ev": float(np.max(np.abs(pred - intact)))})
@@ -135,11 +136,11 @@ def feature_energy(model: EquivariantModel, graphs: Sequence, layers: Iterable[s
     return pd.DataFrame(rows)
 
 
-def gradient_norms(model: EquivariantModel, graphs: Sequence, normalizer: data.Normalizer,
+def gradient_norms(model: EquivariantModel, graphs: Sequence, target: Target,
                    batch_size: int = 32) -> pd.DataFrame:
     """Norm of the training loss's gradient with respect to each block's output, per order, on one batch.
 
-    The loss is the training loss (MSE on normalised energies) of the first ``batch_size`` graphs. The model's
+    The loss is the training loss (MSE on the run's normalised target) of the first ``batch_size`` graphs. The model's
     parameter gradients are left untouched.
 
     Returns
@@ -157,7 +158,7 @@ def gradient_norms(model: EquivariantModel, graphs: Sequence, normalizer: data.N
     batch = batch.to(next(model.parameters()).device)
     try:
         with torch.enable_grad():
-            loss = torch.nn.functional.mse_loss(model(batch), normalizer.normalize(batch.y))
+            loss = torch.nn.functional.mse_loss(model(batch), target.encode(batch))
             names = list(model.layer_names)
             grads = torch.autograd.grad(loss, [outputs[name] for name in names])
     finally:

@@ -84,7 +84,6 @@ class ContractionPlan:
         paths: tuple[PathSpec, ...],
     ) -> None:
         self.paths = tuple(path for path in paths if path.weight_size > 0)
-        self.dim_in1, self.dim_in2, self.dim_out = irreps_in1.dim, irreps_in2.dim, irreps_out.dim
         self.in1_dims, self.in2_dims, self.out_dims = (
             tuple(mul * ir.dim for mul, ir in irreps) for irreps in (irreps_in1, irreps_in2, irreps_out)
         )
@@ -122,16 +121,6 @@ class ContractionPlan:
             block[indices[:, 1], indices[:, 0], indices[:, 2]] = path.alpha * values
             blocks.append(block.reshape(d2, d1 * do))
         return torch.from_numpy(np.concatenate(blocks, axis=1))
-
-    def multiply_adds(self) -> dict[str, int]:
-        """Multiply–adds per sample of each stage of the forward pass (see the module docstring)."""
-        stage1 = stage2 = stage3 = 0
-        for path in self.paths:
-            d1, d2, do = 2 * path.l1 + 1, 2 * path.l2 + 1, 2 * path.lo + 1
-            stage1 += path.mul2 * d1 * d2 * do
-            stage2 += path.mul1 * path.mul2 * d1 * do
-            stage3 += path.weight_size * do
-        return {"couple_in2": stage1, "couple_in1": stage2, "weights": stage3}
 
 
 class GroupedWeights(torch.autograd.Function):
