@@ -333,7 +333,8 @@ def result_row(run: SweepRun, relative_to: Path) -> dict[str, Any]:
         "device": metrics["device"], "scale": run.scale.slug,
         "run": os.path.relpath(run.folder, relative_to.resolve()),
         # runs made before the tensor-product backends ran e3nn's module
-        "tp_backend": config.get("tp_backend", "e3nn"), "target": config.get("target", "atomization"),
+        "tp_backend": metrics.get("tp_backend", config.get("tp_backend", "e3nn")),
+        "target": config.get("target", "atomization"),
         "baseline_test_rmse_ev": metrics["baseline_test"]["rmse_ev"],
     }
 

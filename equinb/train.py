@@ -250,6 +250,7 @@ def train(
         "target": target.to_dict(),
         "train_seconds": float(sum(row["seconds"] for row in history)),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "tp_backend": next(iter(model.blocks.values())).tp.backend,  # what "auto" resolved to
         "torch_threads": torch.get_num_threads(),
     })
     return run

@@ -260,7 +260,7 @@ def test_errors_name_what_was_expected():
 
 def test_auto_backend_resolves():
     assert TP_BACKENDS[0] == "auto"
-    assert resolve_backend("auto", "cpu") == "torch"
+    assert resolve_backend("auto") == "torch"
     if not cueq_available():
         with pytest.raises(ValueError, match=r"needs cuequivariance-torch"):
             resolve_backend("cueq")

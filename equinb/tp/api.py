@@ -5,8 +5,8 @@ Backends:
 * ``"torch"`` — :mod:`equinb.tp.contraction`: exact sparse coefficients grouped into a few batched matrix
   products; CPU and CUDA; derivatives of every order exact (autograd's own).
 * ``"e3nn"`` — delegates to ``e3nn.o3.FullyConnectedTensorProduct`` (the reference).
-* ``"cueq"`` — NVIDIA's cuEquivariance (``cuequivariance-torch``, optional), its weights mapped from e3nn's
-  layout (:mod:`equinb.tp.cueq`).
+* ``"cueq"`` — NVIDIA's cuEquivariance (``cuequivariance-torch``, optional), which takes e3nn's weight layout
+  as it is (:mod:`equinb.tp.cueq`).
 * ``"auto"`` — :func:`resolve_backend`: ``"torch"``, proven equal to e3nn and the fastest on CPU here.
 
 Whatever the backend, the module has e3nn's interface and state: ``weight_numel``, the weight layout and order,
@@ -42,11 +42,11 @@ def cueq_available() -> bool:
     return True
 
 
-def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
-    """The backend ``backend`` names on ``device``; ``"auto"`` becomes a concrete one.
+def resolve_backend(backend: str) -> str:
+    """The concrete backend ``backend`` names; ``"auto"`` becomes one.
 
     ``"auto"`` picks ``"torch"`` on every device: it equals e3nn (tests) and is the fastest measured on CPU
-    (``benchmarks/tp_bench.py``). No GPU measurement has chosen otherwise yet.
+    (``benchmarks/tp_bench.py``). No GPU measurement has chosen otherwise yet (none was available).
 
     Raises
     ------
