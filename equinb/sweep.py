@@ -499,8 +499,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         Indexed by row name, in the table's order, with the study's configuration and numbers, ours at the
         scale run (``h``, ``epochs``, parameters, molecules), the number of seeds, the test MSE (eV²) and MAE (eV)
         as mean and sample standard deviation over seeds (NaN for one seed), the MSE in the study's normalised
-        units (``mse_norm_mean``: eV² / :data:`STUDY_LABEL_STD`²), the composition baseline's MSE in eV² and
-        normalised, and ``baseline_factor_min``, the smallest ratio baseline MAE / model MAE over the row's seeds.
+        units (``mse_norm_mean``: eV² / :data:`STUDY_LABEL_STD`²), the composition baseline's MAE (eV) and MSE in
+        eV² and normalised, and ``baseline_factor_min``, the smallest ratio baseline MAE / model MAE over the row's seeds.
     """
     frame = results.copy()
     frame["baseline_factor"] = frame["baseline_test_mae_ev"] / frame["test_mae_ev"]
@@ -515,6 +515,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         "parameters": grouped["n_parameters"].first(), "train molecules": grouped["n_train"].first(),
         "mse_mean": grouped["test_mse_ev2"].mean(), "mse_std": grouped["test_mse_ev2"].std(ddof=1),
         "mae_mean": grouped["test_mae_ev"].mean(), "mae_std": grouped["test_mae_ev"].std(ddof=1),
+        "baseline_mae_ev": grouped["baseline_test_mae_ev"].mean(),
         "baseline_mse_ev2": grouped["baseline_mse_ev2"].mean(),
         "baseline_factor_min": grouped["baseline_factor"].min(),
         "train_seconds": grouped["train_seconds"].mean(),
