@@ -9,7 +9,7 @@ KERNEL := equinb
 
 PROFILE ?= cpu
 
-.PHONY: all setup book check-book test bench sweep clean
+.PHONY: all setup book check-book test bench gpu-check sweep clean
 
 all: test
 
@@ -38,6 +38,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sph_bench.py
+
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf _build

@@ -83,18 +83,22 @@ def _seconds(call: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def case_inputs(L: Sequence[int], h: int, edges: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random signed float32 inputs of one case: ``x1, x2, weight, features, matrix, upstream``."""
+def case_inputs(
+    L: Sequence[int], h: int, edges: int, seed: int = 0, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Random signed float32 inputs of one case on ``device``: ``x1, x2, weight, features, matrix, upstream``."""
     generator = torch.Generator().manual_seed(seed)
     irreps, sh = irreps_for(L, h), sh_irreps(L)
     numel = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch").weight_numel
     make = lambda *shape: torch.randn(*shape, generator=generator)  # noqa: E731
-    return {"x1": make(edges, irreps.dim), "x2": make(edges, sh.dim), "weight": make(edges, numel),
-            "features": make(edges, h), "matrix": make(h, numel) / h**0.5, "upstream": make(edges, irreps.dim)}
+    tensors = {"x1": make(edges, irreps.dim), "x2": make(edges, sh.dim), "weight": make(edges, numel),
+               "features": make(edges, h), "matrix": make(h, numel) / h**0.5, "upstream": make(edges, irreps.dim)}
+    return {name: tensor.to(device) for name, tensor in tensors.items()}
 
 
 def case_call(backend: str, L: Sequence[int], h: int, tensors: dict[str, torch.Tensor]) -> Callable[[], Any]:
-    """A closure running forward + backward of ``backend`` on ``tensors`` (gradients of every input).
+    """A closure running forward + backward of ``backend`` on ``tensors`` (gradients of every input), on the
+    tensors' device.
 
     Raises
     ------
@@ -102,13 +106,14 @@ def case_call(backend: str, L: Sequence[int], h: int, tensors: dict[str, torch.T
         For an unknown backend.
     """
     irreps, sh = irreps_for(L, h), sh_irreps(L)
+    device = tensors["x1"].device
     x1, x2 = (tensors[k].requires_grad_() for k in ("x1", "x2"))
     upstream = tensors["upstream"]
     if backend == "radial":
         features, matrix = (tensors[k].requires_grad_() for k in ("features", "matrix"))
         return lambda: torch.autograd.grad(features @ matrix, (features, matrix), tensors["weight"])
     if backend == "equinb_fused":
-        tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch")
+        tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch").to(device)
         features, matrix = (tensors[k].requires_grad_() for k in ("features", "matrix"))
         leaves = (x1, x2, features, matrix)
         return lambda: torch.autograd.grad(tp(x1, x2, features=features, matrix=matrix), leaves, upstream)
@@ -118,10 +123,11 @@ def case_call(backend: str, L: Sequence[int], h: int, tensors: dict[str, torch.T
         tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="cueq")
     elif backend in ("e3nn", "e3nn_compiled"):
         tp = o3.FullyConnectedTensorProduct(irreps, sh, irreps, shared_weights=False)
-        if backend == "e3nn_compiled":
-            tp = torch.compile(tp)
     else:
         raise ValueError(f"unknown tensor-product benchmark backend {backend!r}; choose one of {BACKENDS}")
+    tp = tp.to(device)
+    if backend == "e3nn_compiled":
+        tp = torch.compile(tp)
     weight = tensors["weight"].requires_grad_()
     return lambda: torch.autograd.grad(tp(x1, x2, weight), (x1, x2, weight), upstream)
 
@@ -133,8 +139,10 @@ def measure(
     edges: int = EDGES,
     compiled_shapes: Sequence[tuple[tuple[int, ...], int]] = COMPILED_SHAPES,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
-    """Time every (shape, backend) case; one row per case with per-edge microseconds and their spread.
+    """Time every (shape, backend) case on ``device``; one row per case with per-edge microseconds and their
+    spread (a GPU is synchronised around every sample).
 
     Returns
     -------
@@ -153,12 +161,12 @@ def measure(
             if reason:
                 row.update(status="skipped", reason=reason)
             else:
-                tensors = case_inputs(L, h, edges)
+                tensors = case_inputs(L, h, edges, device=device)
                 started = time.perf_counter()
                 call = case_call(backend, L, h, tensors)
                 call()  # warm-up (compiles where compiled)
                 row["setup_s"] = time.perf_counter() - started
-                samples, _ = time_samples(call, repeats, torch.device("cpu"), min_time=0.0)
+                samples, _ = time_samples(call, repeats, torch.device(device), min_time=0.0)
                 per_edge = samples / edges * 1e6
                 row.update(us_per_edge=float(np.median(per_edge)), us_min=float(per_edge.min()),
                            us_max=float(per_edge.max()))
