@@ -264,9 +264,9 @@ class FullyConnectedTensorProduct(nn.Module):
         if weight is None:
             return self._forward_factored(x1, x2, features, matrix)
         batch = self._check(*self._inputs(x1, x2), ("weight", weight, self.weight_numel, "weight_numel"))
-        if self._delegate is not None:
-            return self._delegate(x1, x2, weight)
         flat = _flatten(batch, x1, x2, weight)
+        if self._delegate is not None:
+            return self._delegate(*flat).reshape(*batch, self.irreps_out.dim)
         blocks = tuple(group.weight_blocks for group in self._plan.by_out)
         weights = GroupedWeights.apply(flat[2], blocks, self._plan.weight_block) if blocks else ()
         out = contract(self._plan, flat[0], flat[1], weights)

@@ -52,8 +52,5 @@ class CueqTensorProduct(nn.Module):
             )
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """e3nn's ``forward(x1, x2, weight)``, batch dimensions broadcast and restored."""
-        batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1], weight.shape[:-1])
-        count = batch.numel()
-        flat = [t.expand(*batch, t.shape[-1]).reshape(count, t.shape[-1]) for t in (x1, x2, weight)]
-        return self.module(*flat).reshape(*batch, -1)
+        """e3nn's ``forward(x1, x2, weight)`` on flat ``(E, dim)`` inputs (the module broadcasts and flattens)."""
+        return self.module(x1, x2, weight)
