@@ -34,6 +34,7 @@ import pandas as pd
 
 from .runner import RunnerError, find_chapter, run_chapter
 from .runs import RunFolder, atomic_write_bytes, runs_dir
+from .stats import LEVEL, t_interval
 
 #: The chapter every sweep run executes.
 TRAINING_CHAPTER = "04_model_and_training"
@@ -569,21 +570,12 @@ def paired_log_ratios(results: pd.DataFrame, better: str, worse: str) -> pd.Seri
     return (pairs[worse] / pairs[better]).map(math.log)
 
 
-def ratio_interval(log_ratios: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+def ratio_interval(log_ratios: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
     """Geometric mean of paired ratios and its t interval: ``(ratio, low, high)``; ``low, high`` NaN for n < 2."""
-    from scipy import stats
-
-    values = pd.Series(log_ratios, dtype=float).dropna()
-    if len(values) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if len(values) < 2:
-        return math.exp(mean), math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    return tuple(math.exp(value) for value in t_interval(log_ratios, level))
 
 
-def judge_claim(claim: Claim, results: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
+def judge_claim(claim: Claim, results: pd.DataFrame, level: float = LEVEL) -> dict[str, Any]:
     """Verdict on one claim from the per-run results, on the test MSE (the study's measure), seed-paired.
 
     Verdicts:
@@ -626,7 +618,7 @@ def judge_claim(claim: Claim, results: pd.DataFrame, level: float = 0.95) -> dic
     return verdict | {"ours": ours, "seeds": len(logs), "baseline factor": factor, "margin": margin, "verdict": text}
 
 
-def judge_claims(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def judge_claims(results: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """:func:`judge_claim` for every claim of :data:`CLAIMS`, one line each, indexed by the claim."""
     return pd.DataFrame([judge_claim(claim, results, level) for claim in CLAIMS]).set_index("claim")
 

@@ -1,0 +1,274 @@
+"""Is an order used? Per-molecule measures with intervals, for trained runs.
+
+Three measures the zero-knockout of :mod:`~equinb.analysis.utilisation` cannot replace:
+
+Mean-ablation (:func:`mean_ablation`)
+    The order-``l`` columns of a block's output are replaced by their mean over the training molecules' atoms
+    (:func:`feature_means`), at one block or at every block at once. Zeroing ``l = 0`` also removes a mean (a
+    bias the next layer relies on) and so overstates its use; replacing by the mean removes only what varies
+    between atoms. Knocking out one block cannot show an order unused when earlier blocks already wrote it into
+    the scalars of the residual stream; ablating it at every block (``layer = "all"``) can. The measure is the
+    increase of the test MAE, per molecule ``|error ablated| - |error intact|`` averaged, with a bootstrap
+    interval over the test molecules.
+Input-gradient attribution (:func:`attribution`)
+    Gradient times input, per order, of the predicted energy with respect to a block's output features
+    (saliency in the sense of Simonyan et al., the study's suggestion in its A.5.2): for molecule ``n``,
+    ``sum over atoms and channels of |sum_m dE/dx * x|``, in eV. Summing over ``m`` first makes it a rotation
+    invariant. For the last block's ``l = 0`` the signed sum equals the predicted energy less the references
+    and the output bias exactly (the readout is linear).
+Feature energy and loss gradient (:func:`per_molecule_measures`)
+    Per molecule, the share of the feature energy (squared norm) in each order and the norm of the gradient of
+    the molecule's squared error with respect to the order's features, both with bootstrap intervals.
+
+The last block's ``l > 0`` outputs are never read by the readout, so they receive no gradient: every row says
+whether the features it reads were trained (``features_trained``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import data
+from ..model import EquivariantModel
+from ..so3 import feature_slices
+from ..stats import LEVEL, N_BOOT, bootstrap_interval
+from ..target import Target
+from ..trained import predict
+from .embeddings import TestSet, check_layer, check_orders
+
+#: Name of the ablation that replaces an order at every block at once.
+ALL_BLOCKS = "all"
+
+
+def features_trained(model: EquivariantModel, layer: str, l: int) -> bool:
+    """Whether a layer's order-``l`` outputs receive a training gradient: all but the last block's ``l > 0``."""
+    return not (layer == model.layer_names[-1] and l > 0)
+
+
+@torch.no_grad()
+def feature_means(model: EquivariantModel, graphs: Sequence, layers: Iterable[str] | None = None,
+                  batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """Mean over all atoms of ``graphs`` of every block's output features, per column.
+
+    Returns
+    -------
+    dict
+        ``{layer: (irreps_hidden.dim,) float64 tensor}`` for ``layers`` (default: all).
+
+    Raises
+    ------
+    ValueError
+        For an unknown layer or no atoms.
+    """
+    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
+    device = next(model.parameters()).device
+    sums = {layer: torch.zeros(model.irreps_hidden.dim, dtype=torch.float64) for layer in layers}
+    n_atoms = 0
+    for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
+        n_atoms += batch.num_nodes
+        for out in model.embed(batch.to(device)):
+            if out.name in sums:
+                sums[out.name] += out.node_features.double().sum(dim=0).cpu()
+    if n_atoms == 0:
+        raise ValueError("feature_means needs at least one atom")
+    return {layer: total / n_atoms for layer, total in sums.items()}
+
+
+@contextmanager
+def mean_ablated(model: EquivariantModel, layers: Iterable[str], l: int,
+                 means: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, the order-``l`` outputs of every block in ``layers`` are replaced by ``means[layer]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown layer or order, or a layer without means.
+    """
+    columns = feature_slices(model.irreps_hidden)[check_orders(model.irreps_hidden, [l])[0]]
+    handles = []
+
+    def hook_for(mean: torch.Tensor):
+        def replace(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+            output = output.clone()
+            output[:, columns] = mean.to(output)
+            return output
+        return replace
+
+    layers = [check_layer(model, layer) for layer in layers]
+    missing = [layer for layer in layers if layer not in means]
+    if missing:
+        raise ValueError(f"no feature means for layer(s) {missing}; compute them with feature_means")
+    try:
+        for layer in layers:
+            handles.append(model.blocks[layer].register_forward_hook(hook_for(means[layer][columns])))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _row(layer: str, l: int, measure: str, values: np.ndarray, trained: bool, level: float, n_boot: int,
+         seed: int) -> dict:
+    value, low, high = bootstrap_interval(values, level, n_boot, seed)
+    return {"layer": layer, "l": l, "measure": measure, "value": value, "ci_low": low, "ci_high": high,
+            "n_molecules": int(np.isfinite(values).sum()), "features_trained": trained}
+
+
+def mean_ablation(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iterable[str] | None = None,
+                  orders: Iterable[int] | None = None, all_blocks: bool = True, level: float = LEVEL,
+                  n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Increase of the test MAE when an order is replaced by its training mean, with a bootstrap interval.
+
+    Parameters
+    ----------
+    test
+        Trained model and test molecules.
+    means
+        From :func:`feature_means` on the run's training molecules.
+    layers, orders
+        Blocks to ablate one at a time and orders (default: all).
+    all_blocks
+        Also ablate each order at every block at once (``layer = "all"``).
+    level, n_boot, seed
+        Bootstrap interval over test molecules.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, l): ``measure = "mean_ablation_mae_increase_ev"``, ``value``, ``ci_low``,
+        ``ci_high``, ``n_molecules``, ``features_trained``, plus ``intact_mae_ev``.
+    """
+    model = test.model
+    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
+    orders = check_orders(model.irreps_hidden, model.config.L if orders is None else orders)
+    true, intact = predict(model, test.graphs, test.target)
+    intact_error = np.abs(intact - true)
+    plan = [([layer], layer) for layer in layers] + ([(list(model.layer_names), ALL_BLOCKS)] if all_blocks else [])
+    rows = []
+    for ablate, name in plan:
+        for l in orders:
+            with mean_ablated(model, ablate, l, means):
+                _, predicted = predict(model, test.graphs, test.target)
+            trained = any(features_trained(model, layer, l) for layer in ablate)
+            rows.append(_row(name, l, "mean_ablation_mae_increase_ev", np.abs(predicted - true) - intact_error,
+                             trained, level, n_boot, seed) | {"intact_mae_ev": float(intact_error.mean())})
+    return pd.DataFrame(rows)
+
+
+def _block_outputs(model: EquivariantModel) -> tuple[dict[str, torch.Tensor], list]:
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [
+        block.register_forward_hook(lambda module, inputs, output, name=name: outputs.__setitem__(name, output))
+        for name, block in model.blocks.items()
+    ]
+    return outputs, handles
+
+
+def _per_graph(values: torch.Tensor, graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    return torch.zeros(num_graphs, dtype=values.dtype, device=values.device).index_add_(0, graph, values)
+
+
+def attribution(model: EquivariantModel, graphs: Sequence, target: Target, layers: Iterable[str] | None = None,
+                batch_size: int = 32) -> dict[tuple[str, int], np.ndarray]:
+    """Per-molecule gradient-times-input attribution of the predicted energy to each block's orders, in eV.
+
+    Returns
+    -------
+    dict
+        ``{(layer, l): (n, 2) array}``: column 0 the attribution ``sum_atoms sum_channels |sum_m g x|``,
+        column 1 the signed ``sum_atoms sum_channels sum_m g x``, with ``g`` the gradient of the molecule's
+        predicted energy (eV) with respect to the features ``x``.
+    """
+    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
+    slices = feature_slices(model.irreps_hidden)
+    device = next(model.parameters()).device
+    scale = float(target.normalizer.std)
+    parts: dict[tuple[str, int], list[np.ndarray]] = {(layer, l): [] for layer in layers for l in slices}
+    outputs, handles = _block_outputs(model)
+    try:
+        for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
+            batch = batch.to(device)
+            with torch.enable_grad():
+                energy = model(batch)
+                grads = torch.autograd.grad(energy.sum() * scale, [outputs[layer] for layer in layers])
+            for layer, grad in zip(layers, grads):
+                x = outputs[layer].detach()
+                for l, columns in slices.items():
+                    product = (grad[:, columns] * x[:, columns]).double().reshape(len(x), -1, 2 * l + 1).sum(-1)
+                    per_graph = [_per_graph(p, batch.batch, batch.num_graphs) for p in (product.abs().sum(1),
+                                                                                      product.sum(1))]
+                    parts[layer, l].append(torch.stack(per_graph, dim=1).cpu().numpy())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {key: np.concatenate(value) if value else np.zeros((0, 2)) for key, value in parts.items()}
+
+
+def per_molecule_measures(model: EquivariantModel, graphs: Sequence, target: Target,
+                          layers: Iterable[str] | None = None,
+                          batch_size: int = 32) -> dict[tuple[str, int], dict[str, np.ndarray]]:
+    """Per molecule and per (layer, l): the share of the feature energy and the loss-gradient norm.
+
+    The loss is the molecule's squared error in the run's normalised units (its share of the training loss).
+
+    Returns
+    -------
+    dict
+        ``{(layer, l): {"feature_energy_share": (n,), "loss_gradient_norm": (n,)}}``.
+    """
+    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
+    slices = feature_slices(model.irreps_hidden)
+    device = next(model.parameters()).device
+    parts: dict[tuple[str, int], dict[str, list]] = {
+        (layer, l): {"feature_energy_share": [], "loss_gradient_norm": []} for layer in layers for l in slices}
+    outputs, handles = _block_outputs(model)
+    try:
+        for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
+            batch = batch.to(device)
+            with torch.enable_grad():
+                loss = (model(batch) - target.encode(batch)).pow(2).sum()
+                grads = torch.autograd.grad(loss, [outputs[layer] for layer in layers])
+            for layer, grad in zip(layers, grads):
+                x = outputs[layer].detach().double()
+                energy = {l: _per_graph(x[:, c].pow(2).sum(1), batch.batch, batch.num_graphs)
+                          for l, c in slices.items()}
+                total = sum(energy.values())
+                for l, columns in slices.items():
+                    sq = _per_graph(grad[:, columns].double().pow(2).sum(1), batch.batch, batch.num_graphs)
+                    parts[layer, l]["feature_energy_share"].append((energy[l] / total).cpu().numpy())
+                    parts[layer, l]["loss_gradient_norm"].append(sq.sqrt().cpu().numpy())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {key: {name: np.concatenate(v) for name, v in value.items()} for key, value in parts.items()}
+
+
+def usage_table(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iterable[str] | None = None,
+                level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Every per-molecule measure of one trained run, one row per (layer, l, measure), with intervals.
+
+    Measures: ``mean_ablation_mae_increase_ev`` (each block and ``"all"``), ``attribution_ev`` (gradient times
+    input, absolute), ``feature_energy_share`` and ``loss_gradient_norm``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``layer``, ``l``, ``measure``, ``value``, ``ci_low``, ``ci_high``, ``n_molecules``,
+        ``features_trained``.
+    """
+    model = test.model
+    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
+    rows = mean_ablation(test, means, layers, level=level, n_boot=n_boot, seed=seed).drop(columns="intact_mae_ev")
+    extra = []
+    for (layer, l), values in attribution(model, test.graphs, test.target, layers).items():
+        extra.append(_row(layer, l, "attribution_ev", values[:, 0], features_trained(model, layer, l), level,
+                          n_boot, seed))
+    for (layer, l), measures in per_molecule_measures(model, test.graphs, test.target, layers).items():
+        for name, values in measures.items():
+            extra.append(_row(layer, l, name, values, features_trained(model, layer, l), level, n_boot, seed))
+    return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
