@@ -1,5 +1,6 @@
 """Command line: ``python -m equinb run <chapter> [-p NAME VALUE]... [--out PATH] [--profile NAME]``,
-``python -m equinb list``, ``python -m equinb sweep table1 [--profile NAME] [--seeds K] [--only ROW...] [--out CSV]``.
+``python -m equinb list``, ``python -m equinb sweep table1 [--profile NAME] [--seeds K] [--only ROW...] [--out CSV]``,
+``python -m equinb usage --results CSV [--out CSV] [--only ROW...] [--n-test N]``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import argparse
 import sys
 
 from . import sweep
+from .analysis import collect
 from .profiles import PROFILES
 from .runner import ChapterFailed, RunnerError, find_book_root, read_parameters, run_chapter, toc_files
 
@@ -24,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-output", action="store_true", help="stream the cells' output")
     commands.add_parser("list", help="list the chapters and their parameters")
     sweep.add_parser(commands)
+    collect.add_parser(commands)
     return parser
 
 
@@ -45,11 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             print(sweep.command(args))
             return 0
+        if args.command == "usage":
+            print(collect.command(args))
+            return 0
         names = [name for name, _ in args.parameter]
         if len(set(names)) != len(names):
             raise RunnerError(f"a parameter is given twice: {names}")
         out = run_chapter(args.chapter, dict(args.parameter), args.profile, args.out, log_output=args.log_output)
-    except RunnerError as error:
+    except (RunnerError, collect.UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (ChapterFailed, sweep.SweepFailed) as error:

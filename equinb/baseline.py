@@ -14,6 +14,9 @@ import numpy as np
 
 from equinb.data import ELEMENTS, SPLIT_NAMES, QM9Arrays
 
+#: A model says something about which orders matter only if its test MAE beats the baseline's by this factor.
+BASELINE_FACTOR = 2.0
+
 #: Elements of the features, in column order.
 FEATURE_ELEMENTS: tuple[str, ...] = tuple(ELEMENTS)  # ("H", "C", "N", "O", "F")
 

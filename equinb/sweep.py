@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from .baseline import BASELINE_FACTOR
 from .runner import RunnerError, find_chapter, run_chapter
 from .runs import RunFolder, atomic_write_bytes, runs_dir
 from .stats import LEVEL, t_interval
@@ -481,9 +482,6 @@ def run_sweep(
     report(f"results: {out}")
     return lines
 
-
-#: A run says something about which orders matter only if its test MAE beats the composition baseline's by this.
-BASELINE_FACTOR = 2.0
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
