@@ -25,22 +25,17 @@ import pandas as pd
 import torch
 
 from equinb import bench, data
-from equinb.model import TABLE1_PARAMETERS, ModelConfig
+from equinb.bench.tp import TABLE1_SHAPES, shape_argument
+from equinb.model import ModelConfig
 from equinb.trained import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse_config(text: str) -> tuple[tuple[int, ...], int]:
-    """``"0,3-6/16"`` -> ``((0, 3, 4, 5, 6), 16)``."""
-    orders, _, h = text.partition("/")
-    return bench.parse_set(orders), int(h)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse the options, time every configuration, write the CSV and its JSON header."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=None,
+    parser.add_argument("--configs", nargs="+", type=shape_argument, default=list(TABLE1_SHAPES),
                         help='configurations "L/h" like "0,1,2/32" or "0,3-6/16" (default: the study\'s Table 1)')
     parser.add_argument("--batch-size", type=int, default=32, help="molecules per batch (the study: 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of the step and of each piece")
@@ -49,10 +44,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/sph_step_share_<device>)")
     args = parser.parse_args(argv)
-    try:
-        configs = [parse_config(text) for text in args.configs] if args.configs else list(TABLE1_PARAMETERS)
-    except ValueError as error:
-        parser.error(str(error))
     bench.configure_threads(args.threads)
     device = resolve_device(args.device)
     arrays = data.load_qm9()
@@ -60,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     batch = next(iter(data.make_loader(graphs, batch_size=args.batch_size)))
     started = time.perf_counter()
     rows = []
-    for orders, h in configs:
+    for orders, h in args.configs:
         rows.append(bench.step_share(ModelConfig(L=orders, h=h, sh_backend=args.sh_backend), batch,
                                      args.repeats, device))
         print(", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()),

@@ -13,42 +13,35 @@ floor and the ratios). The allocator setting applies to the whole process, every
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from equinb.allocator import keep_freed_memory
-from equinb.bench import configure_threads, machine_header, write_results
-from equinb.tpbench import (
-    BACKENDS, COMPILED_SHAPES, EDGES, TABLE1_SHAPES, measure, parse_shape, peak_memory_bytes, sgemm_rate, summarize,
+from equinb.bench.harness import (
+    add_allocator_option, apply_allocator, configure_threads, machine_header, sgemm_rate, write_results,
+)
+from equinb.bench.tp import (
+    BACKENDS, COMPILED_SHAPES, EDGES, TABLE1_SHAPES, measure, peak_memory_bytes, shape_argument, summarize,
 )
 
 
-def shape(text: str) -> tuple[tuple[int, ...], int]:
-    try:
-        return parse_shape(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def main() -> None:
+    """Parse the options, time every case (or the peak memory), write the CSV and its JSON header."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--shapes", type=shape, nargs="+", default=list(TABLE1_SHAPES))
-    parser.add_argument("--compiled", type=shape, nargs="*", default=list(COMPILED_SHAPES),
+    parser.add_argument("--shapes", type=shape_argument, nargs="+", default=list(TABLE1_SHAPES))
+    parser.add_argument("--compiled", type=shape_argument, nargs="*", default=list(COMPILED_SHAPES),
                         help="shapes that also get an e3nn torch.compile case")
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--edges", type=int, default=EDGES)
-    parser.add_argument("--allocator", choices=["default", "keep"], default="default")
+    add_allocator_option(parser, default="default")
     parser.add_argument("--memory", action="store_true", help="peak memory of the largest shape instead")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/tp_cpu_<allocator>)")
     args = parser.parse_args()
-    if args.allocator == "keep" and not keep_freed_memory():
-        parser.error("--allocator keep needs glibc (Linux)")
+    apply_allocator(parser, args.allocator)
     out = args.out or f"benchmarks/results/tp_cpu_{'memory' if args.memory else args.allocator}"
     command = " ".join(["python", *sys.argv])
 

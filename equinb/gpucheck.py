@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import bench, data, tpbench
+from . import bench, data
+from .bench import tp as tpbench
 from .model import EquivariantModel, ModelConfig, count_parameters
 
 #: Parts of the check, in the order they run.

@@ -1,10 +1,13 @@
-"""The benchmark harness (:mod:`equinb.bench`): output format on a tiny run, roofline and targets on known data.
+"""The benchmark harness and the spherical-harmonic sweep (:mod:`equinb.bench`, through the names it exports, and
+:mod:`equinb.bench.harness`): output format on a tiny run, roofline and targets on known data, the allocator
+option.
 
 Nothing here measures speed; the timings of the tiny run are only checked for shape and consistency.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -14,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
 
 from equinb import bench
-from equinb.model import ModelConfig
+from equinb.allocator import keep_freed_memory
+from equinb.bench import harness
 
 
 @pytest.fixture(scope="module")
@@ -163,12 +166,14 @@ def test_single_order_and_set_cost_ratios():
     assert bench.set_cost_ratio(frame, "0,3-6").empty
 
 
-def test_step_share_on_a_tiny_batch():
-    generator = torch.Generator().manual_seed(0)
-    molecules = [Data(z=torch.tensor([6, 1, 1, 8]), pos=torch.randn(4, 3, generator=generator),
-                      edge_index=torch.tensor([[0, 1, 0, 2, 0, 3], [1, 0, 2, 0, 3, 0]])) for _ in range(2)]
-    share = bench.step_share(ModelConfig(L=(0, 1, 2), h=2, num_layers=0, sh_backend="torch"),
-                             Batch.from_data_list(molecules), repeats=1)
-    assert share["edges"] == 12 and share["graphs"] == 2 and share["L"] == "0-2"
-    assert share["step_s"] > 0 and share["sh_s"] > 0 and share["tp_s"] > 0
-    assert 0 <= share["sh_share"] and 0 <= share["other_share"] <= 1
+def test_allocator_option_default_and_failure(monkeypatch):
+    parser = argparse.ArgumentParser()
+    harness.add_allocator_option(parser, default="keep")
+    args = parser.parse_args([])
+    assert args.allocator == "keep" and parser.parse_args(["--allocator", "default"]).allocator == "default"
+    harness.apply_allocator(parser, args.allocator)
+    assert keep_freed_memory() is keep_freed_memory() is True  # Linux with glibc, as on CI; idempotent
+    monkeypatch.setattr(harness, "keep_freed_memory", lambda: False)  # as on macOS, Windows or musl
+    with pytest.raises(SystemExit):
+        harness.apply_allocator(parser, "keep")
+    harness.apply_allocator(parser, "default")  # glibc's default needs nothing

@@ -1,15 +1,16 @@
-"""Tests of :mod:`equinb.tpbench` and :mod:`equinb.allocator`: the FLOP model against counts taken from e3nn, the
-summary arithmetic on constructed timings, shape parsing and the allocator switch."""
+"""Tests of :mod:`equinb.bench.tp`: the FLOP model against counts taken from e3nn, the summary arithmetic on
+constructed timings, shape parsing and the study's shapes."""
 
 from __future__ import annotations
+
+import argparse
 
 import pandas as pd
 import pytest
 import torch
 from e3nn import o3
 
-from equinb.allocator import keep_freed_memory
-from equinb.tpbench import case_call, case_inputs, flop_model, parse_shape, summarize
+from equinb.bench.tp import TABLE1_SHAPES, case_call, case_inputs, flop_model, parse_shape, shape_argument, summarize
 
 
 def test_flop_model_counts_from_e3nn():
@@ -44,6 +45,17 @@ def test_parse_shape():
     assert parse_shape("0,3-6/16") == ((0, 3, 4, 5, 6), 16)
     with pytest.raises(ValueError, match=r"^a shape is orders/h such as 0,1,2/32, got '0,1,2'$"):
         parse_shape("0,1,2")
+    assert shape_argument("0-2/32") == ((0, 1, 2), 32)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^order set '0,11' must hold orders between 0 and 10$"):
+        shape_argument("0,11/4")
+
+
+def test_table1_shapes_are_the_studys_conv_blocks():
+    """The (L, h) of the study's Table 1 (arXiv:2410.08131), each once, in the table's order."""
+    assert TABLE1_SHAPES == (
+        ((0, 1, 2), 32), ((0, 1, 2, 4), 32), ((0, 1, 2, 6), 32), ((0, 1, 2, 8), 32), ((0, 1, 2, 10), 32),
+        ((0, 1, 2, 3, 4), 16), ((0, 1, 2, 3, 4, 5, 6), 16), ((0, 1, 2, 3, 4, 5, 6, 7, 8), 16), ((0, 3, 4, 5, 6), 16),
+    )
 
 
 def test_cases_compute_gradients_of_every_input():
@@ -53,7 +65,3 @@ def test_cases_compute_gradients_of_every_input():
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
     with pytest.raises(ValueError, match=r"unknown tensor-product benchmark backend 'fast'"):
         case_call("fast", (0, 1), 2, tensors)
-
-
-def test_allocator_setting_is_idempotent():
-    assert keep_freed_memory() is keep_freed_memory() is True  # Linux with glibc, as on CI

@@ -3,16 +3,18 @@ cuEquivariance, forward + backward per edge, with the FLOP floor measured in the
 
 Cases are the conv-block tensor products of the study's Table 1, ``h x L (x) Y(L) -> h x L`` with per-edge
 weights, on ``E`` random edges (float32, signed inputs, a random upstream gradient, gradients for all three
-inputs). ``benchmarks/tp_bench.py`` is the command line.
+inputs). ``benchmarks/tp_bench.py`` is the command line; chapter 3 and the GPU check (:mod:`equinb.gpucheck`) call
+:func:`measure` directly.
 
 FLOP model (per edge, forward; see ``../shared/DESIGN.md`` §7): the sparse coupling ``h * nnz(C)`` per path, the
 per-edge weights ``h**2 * (2 lo + 1)`` per path, and the radial MLP's last layer ``h * weight_numel``; two FLOPs
 per multiply–add, forward + backward three times the forward. The floor divides that by the sgemm rate measured
-at the start of the run on the same threads.
+at the start of the run on the same threads (:func:`equinb.bench.harness.sgemm_rate`).
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -24,15 +26,13 @@ import pandas as pd
 import torch
 from e3nn import o3
 
-from .bench import parse_set, set_label, time_samples
-from .so3 import irreps_for, sh_irreps, wigner_3j_sparse
-from .tp import FullyConnectedTensorProduct, cueq_available, fully_connected_paths, weight_numel
+from ..so3 import irreps_for, sh_irreps, wigner_3j_sparse
+from ..sweep import TABLE1
+from ..tp import FullyConnectedTensorProduct, cueq_available, fully_connected_paths, weight_numel
+from .harness import parse_set, set_label, time_samples
 
-#: (L, h) of the conv blocks of the study's Table 1.
-TABLE1_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
-    ((0, 1, 2), 32), ((0, 1, 2, 4), 32), ((0, 1, 2, 6), 32), ((0, 1, 2, 8), 32), ((0, 1, 2, 10), 32),
-    ((0, 1, 2, 3, 4), 16), ((0, 1, 2, 3, 4, 5, 6), 16), ((0, 1, 2, 3, 4, 5, 6, 7, 8), 16), ((0, 3, 4, 5, 6), 16),
-)
+#: (L, h) of the conv blocks of the study's Table 1 (:data:`equinb.sweep.TABLE1`), each once, in the table's order.
+TABLE1_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = tuple(dict.fromkeys((row.L, row.h) for row in TABLE1))
 #: Shapes whose e3nn ``torch.compile`` case runs by default (compiling takes 10-60 s each).
 COMPILED_SHAPES = (((0, 1, 2), 32), ((0, 1, 2, 3, 4), 16), ((0, 3, 4, 5, 6), 16))
 #: Backends timed: ``equinb`` (weights given, e3nn's call), ``equinb_fused`` (radial last layer included,
@@ -43,12 +43,22 @@ EDGES = 1216
 
 
 def parse_shape(text: str) -> tuple[tuple[int, ...], int]:
-    """``"0,3-6/16"`` -> ``((0, 3, 4, 5, 6), 16)``.
+    """``"0,3-6/16"`` -> ``((0, 3, 4, 5, 6), 16)``: a model's orders and multiplicity.
+
+    Parameters
+    ----------
+    text
+        ``orders/h``, the orders as :func:`equinb.bench.harness.parse_set` reads them.
+
+    Returns
+    -------
+    (tuple of int, int)
+        The orders and ``h``.
 
     Raises
     ------
     ValueError
-        If ``text`` is not ``orders/h`` with orders as :func:`equinb.bench.parse_set` reads them.
+        If ``text`` is not ``orders/h`` with orders as :func:`equinb.bench.harness.parse_set` reads them.
     """
     orders, _, h = text.partition("/")
     if not h.isdigit() or int(h) < 1:
@@ -56,9 +66,45 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], int]:
     return parse_set(orders), int(h)
 
 
+def shape_argument(text: str) -> tuple[tuple[int, ...], int]:
+    """:func:`parse_shape` as an ``argparse`` type: a malformed shape is a usage error that says why.
+
+    Parameters
+    ----------
+    text
+        ``orders/h`` from the command line.
+
+    Returns
+    -------
+    (tuple of int, int)
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        With :func:`parse_shape`'s message.
+    """
+    try:
+        return parse_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def flop_model(L: Sequence[int], h: int) -> dict[str, float]:
     """Per edge: paths, weights, forward multiply–adds (coupling ``h * nnz``, weights, radial last layer), the
-    non-zero fraction of the coupling tensors, and forward + backward FLOPs."""
+    non-zero fraction of the coupling tensors, and forward + backward FLOPs.
+
+    Parameters
+    ----------
+    L
+        The orders of the node features and of the harmonics.
+    h
+        Multiplicity of every order.
+
+    Returns
+    -------
+    dict
+        ``paths, weight_numel, coupling_macs, weight_macs, radial_macs, nnz_fraction, fwd_bwd_flops``.
+    """
     paths = fully_connected_paths(irreps_for(L, h), sh_irreps(L), irreps_for(L, h))
     nnz = sum(len(wigner_3j_sparse(p.l1, p.l2, p.lo)[1]) for p in paths)
     dense = sum((2 * p.l1 + 1) * (2 * p.l2 + 1) * (2 * p.lo + 1) for p in paths)
@@ -69,24 +115,26 @@ def flop_model(L: Sequence[int], h: int) -> dict[str, float]:
             "fwd_bwd_flops": 6 * (h * nnz + weights + h * numel)}
 
 
-def sgemm_rate(size: int = 2048, repeats: int = 3) -> float:
-    """FLOP/s of a ``size x size`` float32 matrix product on the current threads (best of ``repeats``)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best
-
-
-def _seconds(call: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def case_inputs(
     L: Sequence[int], h: int, edges: int, seed: int = 0, device: str | torch.device = "cpu"
 ) -> dict[str, torch.Tensor]:
-    """Random signed float32 inputs of one case on ``device``: ``x1, x2, weight, features, matrix, upstream``."""
+    """Random signed float32 inputs of one case on ``device``: ``x1, x2, weight, features, matrix, upstream``.
+
+    Parameters
+    ----------
+    L, h
+        The shape (see :func:`flop_model`).
+    edges
+        Rows of the per-edge tensors.
+    seed
+        Of the CPU generator the inputs are drawn from.
+    device
+        Where the tensors go.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+    """
     generator = torch.Generator().manual_seed(seed)
     irreps, sh = irreps_for(L, h), sh_irreps(L)
     numel = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch").weight_numel
@@ -99,6 +147,20 @@ def case_inputs(
 def case_call(backend: str, L: Sequence[int], h: int, tensors: dict[str, torch.Tensor]) -> Callable[[], Any]:
     """A closure running forward + backward of ``backend`` on ``tensors`` (gradients of every input), on the
     tensors' device.
+
+    Parameters
+    ----------
+    backend
+        One of :data:`BACKENDS`.
+    L, h
+        The shape (see :func:`flop_model`).
+    tensors
+        From :func:`case_inputs`; the inputs are made leaves that require gradients.
+
+    Returns
+    -------
+    callable
+        Returns the gradients.
 
     Raises
     ------
@@ -144,6 +206,23 @@ def measure(
     """Time every (shape, backend) case on ``device``; one row per case with per-edge microseconds and their
     spread (a GPU is synchronised around every sample).
 
+    Parameters
+    ----------
+    shapes
+        ``(L, h)`` pairs.
+    backends
+        Any of :data:`BACKENDS`; one that cannot run here gives a ``skipped`` row with the reason.
+    repeats
+        Timed calls per case, after one warm-up call (which compiles where compiled).
+    edges
+        Edges per call.
+    compiled_shapes
+        The shapes that get an ``e3nn_compiled`` case.
+    progress
+        Called with every finished row.
+    device
+        Where to time.
+
     Returns
     -------
     pandas.DataFrame
@@ -176,7 +255,8 @@ def measure(
     return pd.DataFrame(rows)
 
 
-def _skip_reason(backend: str, shape: tuple[tuple[int, ...], int], compiled_shapes) -> str:
+def _skip_reason(backend: str, shape: tuple[tuple[int, ...], int],
+                 compiled_shapes: Sequence[tuple[tuple[int, ...], int]]) -> str:
     if backend == "cueq" and not cueq_available():
         return "cuequivariance-torch not installed"
     if backend == "e3nn_compiled" and shape not in {(tuple(L), h) for L, h in compiled_shapes}:
@@ -189,6 +269,17 @@ def summarize(results: pd.DataFrame, flops_per_second: float) -> pd.DataFrame:
 
     ``*_with_radial`` adds the radial last layer's time to the backends that do not include it, so that every
     backend is compared on the same work as ``equinb_fused`` and the floor.
+
+    Parameters
+    ----------
+    results
+        Rows of one thread count from :func:`measure`.
+    flops_per_second
+        The machine's rate for the floor (:func:`equinb.bench.harness.sgemm_rate`).
+
+    Returns
+    -------
+    pandas.DataFrame
     """
     ok = results[results["status"] == "ok"]
     table = ok.pivot_table(index=["L", "h"], columns="backend", values="us_per_edge", sort=False)
@@ -211,10 +302,24 @@ def peak_memory_bytes(backend: str, L: Sequence[int], h: int, edges: int = EDGES
 
     The child builds the module and inputs, records its peak RSS, runs the case once and reports the increase
     (``ru_maxrss``), so allocations of other cases cannot hide it.
+
+    Parameters
+    ----------
+    backend
+        One of :data:`BACKENDS`.
+    L, h
+        The shape.
+    edges
+        Edges of the call.
+
+    Returns
+    -------
+    int
+        Bytes (Linux reports ``ru_maxrss`` in KiB).
     """
     code = (
         "import resource, torch\n"
-        "from equinb.tpbench import case_inputs, case_call\n"
+        "from equinb.bench.tp import case_inputs, case_call\n"
         f"tensors = case_inputs({tuple(L)!r}, {h}, {edges})\n"
         f"call = case_call({backend!r}, {tuple(L)!r}, {h}, tensors)\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
