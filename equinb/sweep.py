@@ -42,7 +42,7 @@ TRAINING_CHAPTER = "04_model_and_training"
 #: Sub-folder of the runs folder that holds the sweeps' run folders.
 SWEEP_FOLDER = "table1"
 #: Default results file of ``python -m equinb sweep table1`` (``{profile}`` and the scale's ``{slug}`` filled in).
-DEFAULT_CSV = "results/table1_{profile}_{slug}.csv"
+DEFAULT_CSV = "results/{table}_{profile}_{slug}.csv"
 
 
 class SweepError(RunnerError):
@@ -106,6 +106,34 @@ ROWS: dict[str, Table1Row] = {row.name: row for row in TABLE1}
 #: The rows the study's main claims compare: they get :attr:`Scale.key_seeds` seeds.
 KEY_ROWS = ("L0-1-2_h32_e100", "L0-1-2-3-4_h16_e30", "L0-1-2-3-4_h16_e100", "L0-3-4-5-6_h16_e30",
             "L0-3-4-5-6_h16_e100")
+#: Configurations retrained without one order at a time, at their own width and epochs: the direct test of whether
+#: an order is used. Order 0 is never removed (the readout reads only scalars).
+WITHOUT_PARENTS = ("L0-1-2_h32_e100", "L0-1-2-3-4_h16_e30", "L0-3-4-5-6_h16_e30")
+
+
+@dataclass(frozen=True)
+class WithoutRow:
+    """A configuration of :data:`WITHOUT_PARENTS` with one order removed."""
+
+    parent: str
+    removed: int
+    row: Table1Row
+
+
+def _without_rows() -> dict[str, WithoutRow]:
+    rows = {}
+    for name in WITHOUT_PARENTS:
+        parent = ROWS[name]
+        for l in parent.L[1:]:
+            row = Table1Row(tuple(k for k in parent.L if k != l), parent.h, parent.epochs, math.nan, math.nan)
+            rows[row.name] = WithoutRow(name, l, row)
+    return rows
+
+
+#: The "without" table: row name -> :class:`WithoutRow` (published numbers NaN: the study ran none of these).
+WITHOUT: dict[str, WithoutRow] = _without_rows()
+#: Tables a sweep can run: name -> rows by name.
+TABLES: dict[str, dict[str, Table1Row]] = {"table1": ROWS, "without": {k: v.row for k, v in WITHOUT.items()}}
 #: Standard deviation of the U0 atomization energy over all of QM9 (eV) by which the study normalised its labels;
 #: its logged "test error" is a mean squared error in these units.
 STUDY_LABEL_STD = 10.3238
@@ -209,20 +237,24 @@ SCALES: dict[str, Scale] = {
 }
 
 
-def select_rows(names: Sequence[str] | None = None) -> list[Table1Row]:
-    """Rows of :data:`TABLE1` by name, in the table's order (all rows when ``names`` is empty or None).
+def select_rows(names: Sequence[str] | None = None, table: str = "table1") -> list[Table1Row]:
+    """Rows of a table of :data:`TABLES` by name, in the table's order (all rows when ``names`` is empty or None).
 
     Raises
     ------
     SweepError
-        If a name is not a row of the table (the message lists the valid names).
+        For an unknown table, or a name that is not a row of the table (the message lists the valid names).
     """
+    if table not in TABLES:
+        raise SweepError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
+    rows = TABLES[table]
     if not names:
-        return list(TABLE1)
-    unknown = [name for name in names if name not in ROWS]
+        return list(rows.values())
+    unknown = [name for name in names if name not in rows]
     if unknown:
-        raise SweepError(f"unknown Table 1 row(s) {', '.join(unknown)} (rows: {', '.join(ROWS)})")
-    return [row for row in TABLE1 if row.name in names]
+        title = "Table 1" if table == "table1" else f"{table!r} table"
+        raise SweepError(f"unknown {title} row(s) {', '.join(unknown)} (rows: {', '.join(rows)})")
+    return [row for name, row in rows.items() if name in names]
 
 
 def scale_for(profile: str) -> Scale:
@@ -555,13 +587,13 @@ CLAIMS: tuple[Claim, ...] = (
 KEY_CLAIMS = (CLAIMS[0].text, CLAIMS[1].text)
 
 
-def paired_log_ratios(results: pd.DataFrame, better: str, worse: str) -> pd.Series:
-    """``log(MSE of worse / MSE of better)`` for every seed both rows ran with, indexed by seed.
+def paired_log_ratios(results: pd.DataFrame, better: str, worse: str, value: str = "test_mse_ev2") -> pd.Series:
+    """``log(value of worse / value of better)`` (default: test MSE) for every seed both rows ran with, by seed.
 
     Runs that share a seed share their molecules, split and data order, so the per-seed ratio removes most of
     the variation the two rows have in common.
     """
-    mse = results.pivot_table(index="seed", columns="row", values="test_mse_ev2", aggfunc="mean")
+    mse = results.pivot_table(index="seed", columns="row", values=value, aggfunc="mean")
     if better not in mse or worse not in mse:
         return pd.Series(dtype=float)
     pairs = mse[[better, worse]].dropna()
@@ -621,6 +653,42 @@ def judge_claims(results: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     return pd.DataFrame([judge_claim(claim, results, level) for claim in CLAIMS]).set_index("claim")
 
 
+def without_effects(results: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """What retraining without each order does to the test MAE, seed-paired against the full configuration.
+
+    Parameters
+    ----------
+    results
+        Lines of both the Table 1 sweep and the ``without`` sweep at one scale (concatenated).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One line per row of :data:`WITHOUT` that ran: ``configuration`` (the parent's label), ``removed``,
+        ``seeds`` (paired), ``ratio`` (geometric mean of MAE without / MAE with), ``low``, ``high`` and
+        ``verdict``: ``used`` (interval above 1: removing the order hurts), ``not needed`` (below 1: the
+        configuration trains better without it), ``inconclusive``, or ``untestable at this scale`` when a run of
+        either configuration is not :data:`BASELINE_FACTOR` better than the composition baseline.
+    """
+    lines = []
+    for name, without in WITHOUT.items():
+        runs = results[results["row"].isin([name, without.parent])]
+        if not {name, without.parent} <= set(runs["row"]):
+            continue
+        logs = paired_log_ratios(results, without.parent, name, "test_mae_ev")
+        ratio, low, high = ratio_interval(logs, level)
+        factor = float((runs["baseline_test_mae_ev"] / runs["test_mae_ev"]).min())
+        if factor < BASELINE_FACTOR:
+            verdict = "untestable at this scale"
+        elif math.isnan(low):
+            verdict = "inconclusive"
+        else:
+            verdict = "used" if low > 1 else "not needed" if high < 1 else "inconclusive"
+        lines.append({"configuration": ROWS[without.parent].label, "removed": without.removed, "seeds": len(logs),
+                      "ratio": ratio, "low": low, "high": high, "verdict": verdict})
+    return pd.DataFrame(lines, columns=["configuration", "removed", "seeds", "ratio", "low", "high", "verdict"])
+
+
 def rank_agreement(summary: pd.DataFrame) -> pd.DataFrame:
     """Spearman rank correlation of the study's test errors and ours, within each group of the study's epochs
     (30 and 100: rows trained for different lengths are not comparable), from :func:`summarize`'s table."""
@@ -635,11 +703,14 @@ def rank_agreement(summary: pd.DataFrame) -> pd.DataFrame:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` command to the command line's sub-commands."""
-    sweep = commands.add_parser("sweep", help="run the training chapter over the study's Table 1")
-    sweep.add_argument("table", choices=["table1"], help="the table to reproduce")
+    sweep = commands.add_parser("sweep", help="run the training chapter over the study's Table 1 (or retrain "
+                                               "its key configurations without one order at a time)")
+    sweep.add_argument("table", choices=list(TABLES), help="table1: the study's table; without: each of "
+                       f"{', '.join(WITHOUT_PARENTS)} without one order (at least the scale's key seeds)")
     sweep.add_argument("--profile", default="cpu", help=f"scale: {', '.join(SCALES)} (default cpu)")
     sweep.add_argument("--seeds", type=int, default=1, help="runs per row, seeds 21616, 21617, ... (default 1)")
-    sweep.add_argument("--only", nargs="+", metavar="ROW", help=f"rows to run (default all): {', '.join(ROWS)}")
+    sweep.add_argument("--only", nargs="+", metavar="ROW", help=f"rows to run (default all): {', '.join(ROWS)}; "
+                       f"without: {', '.join(WITHOUT)}")
     sweep.add_argument("--runs", help="runs folder (default $EQUINB_RUNS or ./runs)")
     sweep.add_argument("--out", help=f"results CSV (default {DEFAULT_CSV})")
 
@@ -652,8 +723,9 @@ def command(args: argparse.Namespace) -> Path:
     SweepError
         For a bad request, before anything runs.
     """
-    rows = select_rows(args.only)
+    rows = select_rows(args.only, args.table)
     scale = scale_for(args.profile)
-    out = Path(args.out or DEFAULT_CSV.format(profile=args.profile, slug=scale.slug))
-    run_sweep(rows, scale, args.seeds, args.runs, out)
+    out = Path(args.out or DEFAULT_CSV.format(table=args.table, profile=args.profile, slug=scale.slug))
+    seeds = max(args.seeds, scale.key_seeds) if args.table == "without" else args.seeds
+    run_sweep(rows, scale, seeds, args.runs, out)
     return out
