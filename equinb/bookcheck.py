@@ -30,6 +30,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+#: Stylesheet (``_static/`` of the book) that spaces the columns of cell-output tables; pages with such tables
+#: must load it.
+TABLE_STYLESHEET = "tables.css"
 #: Executables tried, in order, to find Chromium (``$EQUINB_CHROMIUM`` first when set).
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Flags for an offline headless Chromium that touches nothing outside its temporary profile.
@@ -84,6 +87,7 @@ class PageScan:
     math_rendered: int = 0
     math_errors: int = 0
     raw_math: list[str] = field(default_factory=list)
+    output_tables: int = 0
 
 
 class _Scanner(HTMLParser):
@@ -107,6 +111,8 @@ class _Scanner(HTMLParser):
             self.scan.resources.append((tag, values["src"]))
         elif tag == "link" and "stylesheet" in values.get("rel", "").split() and values.get("href"):
             self.scan.resources.append((tag, values["href"]))
+        if tag == "table" and any("cell_output" in open_classes for _, open_classes in self._stack):
+            self.scan.output_tables += 1
         if tag == "mjx-container" and self._math_open:
             self._math_open[-1] = True
         if tag == "mjx-merror":
@@ -241,6 +247,14 @@ def output_problems(scan: PageScan, name: str) -> list[Problem]:
     return problems
 
 
+def table_problems(scan: PageScan, name: str) -> list[Problem]:
+    """Cell-output tables on a page that does not load :data:`TABLE_STYLESHEET` (their cells would touch)."""
+    styled = any(tag == "link" and url.split("?")[0].endswith(TABLE_STYLESHEET) for tag, url in scan.resources)
+    if scan.output_tables and not styled:
+        return [Problem(name, "unpadded tables", f"{scan.output_tables} output table(s) without {TABLE_STYLESHEET}")]
+    return []
+
+
 def math_problems(scan: PageScan, name: str) -> list[Problem]:
     """Math that MathJax did not render, MathJax errors and raw TeX delimiters (on a rendered DOM)."""
     problems = []
@@ -272,7 +286,7 @@ def check_html(page: Path, root: Path, rendered: str | None = None, cache: _IdCa
     name = page.resolve().relative_to(root.resolve()).as_posix()
     scan = scan_html(page.read_text(errors="replace"))
     dom = scan if rendered is None else scan_html(rendered)
-    return [*output_problems(scan, name), *resource_problems(page, scan, name),
+    return [*output_problems(scan, name), *table_problems(scan, name), *resource_problems(page, scan, name),
             *link_problems(page, scan, name, cache), *math_problems(dom, name)]
 
 

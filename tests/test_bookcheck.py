@@ -79,6 +79,8 @@ def test_clean_pages_pass(book):
         ('<p>raw display math $$x^2$$ in prose</p>', "unrendered math", "raw TeX"),
         ('<span class="math">' '<mjx-container><mjx-merror>x</mjx-merror></mjx-container></span>', "unrendered math",
          "MathJax error"),
+        ('<div class="cell_output docutils container"><div><table><tr><td>5.77e-01</td><td>3.71e-02</td></tr>'
+         '</table></div></div>', "unpadded tables", "1 output table(s) without tables.css"),
     ],
 )
 def test_each_problem_is_detected(book, body, kind, detail):
@@ -86,6 +88,19 @@ def test_each_problem_is_detected(book, body, kind, detail):
     assert {problem.kind for problem in problems} == {kind}, problems
     assert any(detail in problem.detail for problem in problems), problems
     assert {problem.page for problem in problems} == {"book/bad.html"}
+
+
+def test_output_tables_pass_with_the_table_stylesheet(book):
+    (book / "_static" / bookcheck.TABLE_STYLESHEET).write_text("td { padding: 0 1em; }")
+    table = '<div class="cell_output"><table><tr><td>1</td><td>2</td></tr></table></div>'
+    styled = f'<link rel="stylesheet" href="../_static/{bookcheck.TABLE_STYLESHEET}?v=1">'
+    assert _problems(book, styled + table) == []
+    assert _problems(book, "<table><tr><td>prose tables need no stylesheet</td></tr></table>") == []
+
+
+def test_the_books_table_stylesheet_spaces_output_cells():
+    css = (Path(__file__).parents[1] / "_static" / bookcheck.TABLE_STYLESHEET).read_text()
+    assert "div.cell_output table td" in css and "padding" in css
 
 
 def test_math_is_checked_on_the_rendered_dom(book):
