@@ -63,3 +63,37 @@ def test_bad_requests_are_one_line_errors(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: no sweep results at {tmp_path / 'none.csv'}"
     assert main(["usage", "--results", "x.csv", "--n-boot", "0"]) == 2
     assert "--n-boot positive, got 0, 1000, 0" in capsys.readouterr().err
+
+
+def _summary_line(l, mean, low, high, seeds=3, trained=True, b_low=-9.0, b_high=9.0):
+    return {"row": "L0-1-2_h32_e100", "target": "residual", "layer": "all", "l": l,
+            "measure": "mean_ablation_mae_increase_ev", "mean": mean, "seed_low": low, "seed_high": high,
+            "seeds": seeds, "bootstrap_low": b_low, "bootstrap_high": b_high, "features_trained": trained}
+
+
+def test_usage_verdicts_read_the_interval_not_the_direction():
+    summary = pd.DataFrame([
+        _summary_line(0, 0.50, 0.30, 0.70),                       # above 0 over seeds: used
+        _summary_line(1, 0.05, -0.02, 0.12),                      # positive but 0 inside: not shown
+        _summary_line(2, -0.04, -0.06, -0.01),                    # below 0: the model does better without it
+        _summary_line(3, 0.02, float("nan"), float("nan"), seeds=1, b_low=0.01, b_high=0.03),  # one seed
+        _summary_line(4, 0.0, 0.0, 0.0, trained=False),
+    ])
+    verdicts = collect.usage_verdicts(summary).set_index("l")
+    assert verdicts["verdict"].tolist() == ["used", "not shown", "ablation helps", "used", "untrained features"]
+    assert verdicts.loc[3, "basis"] == "1 seed, over molecules" and verdicts.loc[3, "low"] == 0.01
+    assert verdicts.loc[0, "basis"] == "3 seeds"
+
+
+def test_plot_usage_draws_one_panel_per_configuration_and_layer():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from equinb.analysis import plot_usage
+
+    summary = pd.DataFrame([_summary_line(l, 0.1 * l, 0.0, 0.2 * l + 0.1, trained=l < 2) for l in range(3)])
+    summary = pd.concat([summary, summary.assign(row="L0-1-2-3-4_h16_e30")], ignore_index=True)
+    fig = plot_usage(summary, "mean_ablation_mae_increase_ev", ["all"], "MAE increase (eV)")
+    axes = fig.axes
+    assert len(axes) == 2 and [len(ax.patches) for ax in axes] == [3, 3]
+    assert [bar.get_hatch() for bar in axes[0].patches] == [None, None, "//"]

@@ -1,7 +1,8 @@
 """What the irreps learn: per-order embeddings of a finished run, their PHATE projections, nSPS, utilisation
 measures and the figures of Chapter 5.
 
-Everything reads run folders (:mod:`equinb.runs`) through :mod:`equinb.trained`; nothing here trains.
+Everything reads run folders (:mod:`equinb.runs`) through :mod:`equinb.trained`, or the CSVs made from them;
+nothing here trains.
 
 * :mod:`~equinb.analysis.embeddings` — test-split graph embeddings of any layer, split per ``l`` with
   ``Irreps.slices()``, as raw components or rotation invariants; the study's split by multiplicity, to show what
@@ -9,9 +10,14 @@ Everything reads run folders (:mod:`equinb.runs`) through :mod:`equinb.trained`;
 * :mod:`~equinb.analysis.projection` — PHATE projections (joint and per ``l``), subsampling, nSPS.
 * :mod:`~equinb.analysis.utilisation` — knockout, feature energy, gradients, radial-weight drift from the
   initialisation, predictability of properties.
+* :mod:`~equinb.analysis.usage` — per-molecule usage measures with bootstrap intervals: mean-ablation (one
+  block, every block), gradient-times-input attribution, feature-energy share, loss gradient.
+* :mod:`~equinb.analysis.collect` — those measures for every trained run of a sweep, into one CSV
+  (``python -m equinb usage``), summarised over seeds, with a verdict per order.
 * :mod:`~equinb.analysis.figures` — the study's figure layouts and bar charts.
 """
 
+from .collect import summarize_usage, usage_verdicts
 from .embeddings import (
     VIEWS,
     LayerEmbeddings,
@@ -32,6 +38,7 @@ from .figures import (
     panel_title,
     plot_by_layer,
     plot_projection_rows,
+    plot_usage,
     plot_quadrant_molecules,
     quadrant_extremes,
 )
@@ -76,6 +83,7 @@ __all__ = [
     "phate_projection",
     "plot_by_layer",
     "plot_projection_rows",
+    "plot_usage",
     "plot_quadrant_molecules",
     "predictability",
     "project_layer",
@@ -85,4 +93,6 @@ __all__ = [
     "split_by_l",
     "split_sources",
     "subsample",
+    "summarize_usage",
+    "usage_verdicts",
 ]

@@ -148,6 +148,34 @@ def summarize_usage(usage: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
+def usage_verdicts(summary: pd.DataFrame, measure: str = "mean_ablation_mae_increase_ev",
+                   layer: str = "all") -> pd.DataFrame:
+    """Is each order used? One line per (row, target, l), read off an interval of :func:`summarize_usage`.
+
+    The interval is the t interval over seeds where there are two or more, else the single seed's bootstrap
+    interval over test molecules (``basis`` says which). Verdicts: ``used`` (interval above 0), ``ablation helps``
+    (below 0), ``not shown`` (the interval contains 0: no evidence either way at this number of seeds and
+    molecules), ``untrained features`` (the features read never received a gradient).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row``, ``target``, ``l``, ``mean``, ``low``, ``high``, ``basis``, ``verdict``.
+    """
+    lines = []
+    for line in summary[(summary["measure"] == measure) & (summary["layer"] == layer)].itertuples():
+        several = line.seeds >= 2
+        low, high = (line.seed_low, line.seed_high) if several else (line.bootstrap_low, line.bootstrap_high)
+        if not line.features_trained:
+            verdict = "untrained features"
+        else:
+            verdict = "used" if low > 0 else "ablation helps" if high < 0 else "not shown"
+        lines.append({"row": line.row, "target": line.target, "l": line.l, "mean": line.mean, "low": low,
+                      "high": high, "basis": f"{line.seeds} seeds" if several else "1 seed, over molecules",
+                      "verdict": verdict})
+    return pd.DataFrame(lines, columns=["row", "target", "l", "mean", "low", "high", "basis", "verdict"])
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """The ``usage`` command's arguments."""
     usage = commands.add_parser("usage", help="measure irrep usage of a sweep's trained runs into one CSV")
@@ -168,4 +196,5 @@ def command(args: argparse.Namespace) -> Path:
     return Path(args.out)
 
 
-__all__ = ["DEFAULT_CSV", "USAGE_COLUMNS", "UsageError", "collect_usage", "run_usage", "summarize_usage"]
+__all__ = ["DEFAULT_CSV", "USAGE_COLUMNS", "UsageError", "collect_usage", "run_usage", "summarize_usage",
+           "usage_verdicts"]

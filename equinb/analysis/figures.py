@@ -1,5 +1,6 @@
 """Figures in the study's layouts: rows of projection panels coloured by nSPS, molecules at the quadrant
-extremes of one panel (its Figure 7), and grouped bar charts of the utilisation measures."""
+extremes of one panel (its Figure 7), grouped bar charts of the utilisation measures, and usage measures with
+their intervals over seeds."""
 
 from __future__ import annotations
 
@@ -174,4 +175,51 @@ def plot_by_layer(tables: Mapping[str, pd.DataFrame], value: str, ylabel: str, l
         ax.set_xlabel("")
         ax.set_ylabel(ylabel)
         ax.legend(title="l", fontsize=7, ncol=2)
+    return fig
+
+
+def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabel: str,
+               panel_width: float = 3.6) -> Figure:
+    """Mean over seeds of one usage measure per order, with its interval, one panel per configuration and layer.
+
+    Error bars are the t interval over seeds (the widest per-seed bootstrap interval where there is one seed);
+    bars of features that never received a gradient are hatched.
+
+    Parameters
+    ----------
+    summary
+        From :func:`~equinb.analysis.collect.summarize_usage`.
+    measure
+        Which measure.
+    layers
+        Layers to show, one row of panels each (``"all"``: the ablation at every block at once).
+    ylabel
+        Axis label.
+    panel_width
+        Width of each panel in inches.
+    """
+    rows = list(dict.fromkeys(summary["row"]))
+    fig, axes = plt.subplots(len(layers), len(rows), figsize=(panel_width * len(rows), 2.6 * len(layers)),
+                             squeeze=False, sharey="row", constrained_layout=True)
+    for i, layer in enumerate(layers):
+        for ax, row in zip(axes[i], rows):
+            part = summary[(summary["row"] == row) & (summary["measure"] == measure) & (summary["layer"] == layer)]
+            part = part.sort_values("l")
+            several = part["seeds"] >= 2
+            low = np.where(several, part["seed_low"], part["bootstrap_low"])
+            high = np.where(several, part["seed_high"], part["bootstrap_high"])
+            x = np.arange(len(part))
+            bars = ax.bar(x, part["mean"], color="tab:blue", alpha=0.8)
+            for bar, trained in zip(bars, part["features_trained"]):
+                if not trained:
+                    bar.set_hatch("//")
+                    bar.set_facecolor("white")
+            ax.errorbar(x, part["mean"], yerr=[part["mean"] - low, high - part["mean"]], fmt="none", color="k",
+                        capsize=3, lw=1)
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xticks(x, [str(l) for l in part["l"]])
+            seeds = int(part["seeds"].max()) if len(part) else 0
+            ax.set_title(f"{row}\n{layer}, {seeds} seed{'s' if seeds != 1 else ''}", fontsize=9)
+            ax.set_xlabel("l")
+        axes[i][0].set_ylabel(ylabel)
     return fig
