@@ -8,7 +8,7 @@ then a one-screen ``summary.txt``:
 * ``sph`` — spherical harmonics at ``N = 10^4 .. 10^6`` for ``[10]``, ``[0,3,4,5,6]`` and ``[0..10]``: equinb's
   Triton and PyTorch paths, e3nn eager and compiled, sphericart where installed (:func:`equinb.bench.run_benchmark`);
 * ``tp`` — the tensor product of every Table 1 shape: equinb, equinb with the radial layer fused, e3nn eager and
-  compiled, cuEquivariance where installed (:func:`equinb.tpbench.measure`);
+  compiled, cuEquivariance where installed (:func:`equinb.bench.tp.measure`);
 * ``train`` — training steps of the study's model, every Table 1 configuration, molecules per second.
 
 On a machine without CUDA it prints one line and does nothing (exit 0). ``benchmarks/gpu_check.py`` is the
@@ -29,6 +29,7 @@ import torch
 
 from . import bench, data
 from .bench import tp as tpbench
+from .bench.step import step_times
 from .model import EquivariantModel, ModelConfig, count_parameters
 
 #: Parts of the check, in the order they run.
@@ -88,18 +89,7 @@ def train_throughput(steps: int = 30, batch_size: int = 32, tp_backends: Sequenc
         for backend in tp_backends:
             torch.manual_seed(0)
             model = EquivariantModel.from_config(ModelConfig(L=L, h=h, tp_backend=backend)).to(device)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-            times = []
-            for step in range(steps + 2):
-                torch.cuda.synchronize(device)
-                started = time.perf_counter()
-                loss = model(batches[step % len(batches)]).square().mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                torch.cuda.synchronize(device)
-                if step >= 2:
-                    times.append(time.perf_counter() - started)
+            times = step_times(model, batches, steps, torch.device(device))
             median = float(pd.Series(times).median())
             rows.append({"L": bench.set_label(L), "h": h, "tp_backend": backend,
                          "parameters": count_parameters(model), "batch_size": batch_size, "steps": steps,

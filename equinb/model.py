@@ -83,6 +83,7 @@ __all__ = [
     "ModelConfig",
     "count_parameters",
     "edge_vectors",
+    "sum_rows",
 ]
 
 # The study's hyperparameters (paper Table 2 and its model configurations).
@@ -255,9 +256,9 @@ def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
     return pos[edge_index[1]] - pos[edge_index[0]]
 
 
-def _sum_rows(values: torch.Tensor, index: torch.Tensor, num_rows: int) -> torch.Tensor:
-    """``out[i] = sum of values[j] over j with index[j] == i``, for ``i < num_rows``."""
-    out = values.new_zeros((num_rows, values.shape[1]))
+def sum_rows(values: torch.Tensor, index: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """``out[i] = sum of values[j] over j with index[j] == i``, for ``i < num_rows`` (any trailing shape)."""
+    out = values.new_zeros((num_rows, *values.shape[1:]))
     return out.index_add_(0, index, values)
 
 
@@ -348,7 +349,7 @@ class InteractionBlock(nn.Module):
         # the last layer is linear: its matrix is its image of the identity (normalisation included)
         matrix = last(torch.eye(features.shape[-1], dtype=features.dtype, device=features.device))
         messages = self.tp(x[source], edge_sh, features=features, matrix=matrix)
-        out = _sum_rows(messages, target, x.shape[0]) / self.degree_norm
+        out = sum_rows(messages, target, x.shape[0]) / self.degree_norm
         if self.gate is not None:
             out = self.gate(out)
         if self.residual:
@@ -476,7 +477,7 @@ class EquivariantModel(nn.Module):
         """Energies of the graphs in ``batch``, shape ``(num_graphs,)``, in normalised units."""
         z, pos, edge_index, graph_index, num_graphs = _graph_tensors(batch)
         x = self._node_features(z, pos, edge_index)[-1]
-        per_graph = _sum_rows(self.readout(x), graph_index, num_graphs)
+        per_graph = sum_rows(self.readout(x), graph_index, num_graphs)
         return self.head(per_graph).squeeze(-1)
 
     def embed(self, batch: Any) -> list[LayerEmbedding]:
@@ -487,7 +488,7 @@ class EquivariantModel(nn.Module):
         z, pos, edge_index, graph_index, num_graphs = _graph_tensors(batch)
         layers = self._node_features(z, pos, edge_index)
         return [
-            LayerEmbedding(name, self.irreps_hidden, x, _sum_rows(x, graph_index, num_graphs))
+            LayerEmbedding(name, self.irreps_hidden, x, sum_rows(x, graph_index, num_graphs))
             for name, x in zip(self.layer_names, layers)
         ]
 

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from .. import data
-from ..model import EquivariantModel
+from ..model import EquivariantModel, sum_rows
 from ..so3 import feature_slices
 from ..stats import LEVEL, N_BOOT, bootstrap_interval
 from ..target import Target
@@ -169,10 +169,6 @@ def _block_outputs(model: EquivariantModel) -> tuple[dict[str, torch.Tensor], li
     return outputs, handles
 
 
-def _per_graph(values: torch.Tensor, graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
-    return torch.zeros(num_graphs, dtype=values.dtype, device=values.device).index_add_(0, graph, values)
-
-
 def attribution(model: EquivariantModel, graphs: Sequence, target: Target, layers: Iterable[str] | None = None,
                 batch_size: int = 32) -> dict[tuple[str, int], np.ndarray]:
     """Per-molecule gradient-times-input attribution of the predicted energy to each block's orders, in eV.
@@ -200,7 +196,7 @@ def attribution(model: EquivariantModel, graphs: Sequence, target: Target, layer
                 x = outputs[layer].detach()
                 for l, columns in slices.items():
                     product = (grad[:, columns] * x[:, columns]).double().reshape(len(x), -1, 2 * l + 1).sum(-1)
-                    per_graph = [_per_graph(p, batch.batch, batch.num_graphs) for p in (product.abs().sum(1),
+                    per_graph = [sum_rows(p, batch.batch, batch.num_graphs) for p in (product.abs().sum(1),
                                                                                       product.sum(1))]
                     parts[layer, l].append(torch.stack(per_graph, dim=1).cpu().numpy())
     finally:
@@ -235,11 +231,11 @@ def per_molecule_measures(model: EquivariantModel, graphs: Sequence, target: Tar
                 grads = torch.autograd.grad(loss, [outputs[layer] for layer in layers])
             for layer, grad in zip(layers, grads):
                 x = outputs[layer].detach().double()
-                energy = {l: _per_graph(x[:, c].pow(2).sum(1), batch.batch, batch.num_graphs)
+                energy = {l: sum_rows(x[:, c].pow(2).sum(1), batch.batch, batch.num_graphs)
                           for l, c in slices.items()}
                 total = sum(energy.values())
                 for l, columns in slices.items():
-                    sq = _per_graph(grad[:, columns].double().pow(2).sum(1), batch.batch, batch.num_graphs)
+                    sq = sum_rows(grad[:, columns].double().pow(2).sum(1), batch.batch, batch.num_graphs)
                     parts[layer, l]["feature_energy_share"].append((energy[l] / total).cpu().numpy())
                     parts[layer, l]["loss_gradient_norm"].append(sq.sqrt().cpu().numpy())
     finally:
