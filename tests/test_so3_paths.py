@@ -8,7 +8,6 @@ from e3nn import o3
 from equinb.so3 import irreps_for, sh_irreps
 from equinb.so3.paths import (
     Path,
-    check_order,
     parity_allowed,
     path_allowed,
     path_count,
@@ -81,16 +80,10 @@ def test_weight_count_closed_form():
     assert tp_weight_count([0, 3, 4, 5, 6], 16, L_in=[0], h_in=64) == 64 * 16 * 5  # 0e x Y_l -> l, each l
 
 
-@pytest.mark.parametrize("bad", [-1, 1.0, True, "1", None])
-def test_bad_orders(bad):
-    with pytest.raises(ValueError, match=repr(bad).replace(".", r"\.")):
-        check_order(bad)
-
-
 def test_bad_inputs():
-    with pytest.raises(ValueError, match="-2"):
+    with pytest.raises(ValueError, match="^order -2 is negative$"):
         path_allowed(1, -2, 1)
-    with pytest.raises(ValueError, match="2"):
+    with pytest.raises(ValueError, match="^order 2 is given more than once$"):
         tensor_product_paths([0, 2, 2])
     with pytest.raises(ValueError, match="multiplicity"):
         tp_weight_count([0, 1], 0)

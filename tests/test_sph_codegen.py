@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import sympy as sp
 
 from equinb.so3.harmonics import x, y, z
 from equinb.sph import codegen
-from equinb.sph.conventions import GENERATED_HEADER
+from equinb.sph.conventions import GENERATED_HEADER, KERNEL_L_MAX
 
 
 def test_committed_generated_files_are_fresh():
@@ -52,3 +53,50 @@ def test_triton_kernels_take_runtime_sizes_and_constexpr_flags():
             assert f" {runtime}," in signature and f"{runtime}: tl.constexpr" not in signature
         for flag in ("H0", "H10", "MAXL", "NORMALIZE", "BLOCK"):
             assert f"{flag}: tl.constexpr" in signature
+
+
+def _order_blocks(function: ast.FunctionDef) -> dict[int, ast.If]:
+    """The top-level ``if H{l}:`` (Triton) or ``if {l} in columns:`` (PyTorch) block of each order."""
+    blocks = {}
+    for statement in function.body:
+        if isinstance(statement, ast.If):
+            match = re.fullmatch(r"H(\d+)|(\d+) in columns", ast.unparse(statement.test))
+            if match:
+                blocks[int(match.group(1) or match.group(2))] = statement
+    return blocks
+
+
+def _reads_before_writes(statements: list[ast.stmt], known: set[str]) -> set[str]:
+    """Names a straight-line block reads that it has not assigned itself before (nor are in ``known``)."""
+    missing, assigned = set(), set(known)
+    for statement in statements:
+        value = statement.value if isinstance(statement, ast.Assign) else statement
+        missing |= {n.id for n in ast.walk(value) if isinstance(n, ast.Name) and n.id not in assigned}
+        if isinstance(statement, ast.Assign):
+            assigned |= {n.id for t in statement.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return missing
+
+
+def test_generated_orders_depend_on_no_other_order():
+    """Decoupled, in the generated code itself: the block of order l reads only the inputs, the shared terms
+    and its own temporaries, never a temporary, constant or output of another order (no recursion in l). Read
+    from the committed files, which the freshness test above ties to the generator."""
+    for source in (codegen.TORCH_FILE.read_text(), codegen.TRITON_FILE.read_text()):
+        for function in (node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)):
+            blocks = _order_blocks(function)
+            if not blocks:
+                continue
+            assert set(blocks) >= set(range(1, KERNEL_L_MAX + 1)), function.name
+            outside = {a.arg for a in function.args.args} | {"tl", "torch"}
+            for statement in function.body:
+                if statement not in blocks.values():  # prologue and shared terms, incl. their guarded blocks
+                    outside |= {n.id for n in ast.walk(statement) if isinstance(n, ast.Name)
+                                and isinstance(n.ctx, ast.Store)}
+            for l, block in blocks.items():
+                foreign = _reads_before_writes(block.body, outside)
+                assert not foreign, (function.name, l, foreign)
+                for node in ast.walk(block):  # outputs are written, never read back
+                    assert not (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                                and ast.unparse(node.value) == "out"), (function.name, l)
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) == "tl.load":
+                        assert "orow" not in ast.unparse(node.args[0]), (function.name, l)

@@ -44,14 +44,6 @@ def test_decoupled_components_and_gradients_are_exact(l):
             assert sp.expand(expand_shared(gradient, l) - sp.diff(exact, variable)) == 0, (l, m, variable)
 
 
-def test_components_depend_on_no_lower_order():
-    """Decoupled: a component reads only x, y, z and shared powers/azimuthal terms, never another Y."""
-    shared = {term.symbol for term in shared_terms(TESTED_L_MAX)}
-    for l in range(TESTED_L_MAX + 1):
-        for m in range(-l, l + 1):
-            assert decoupled_component(l, m).free_symbols <= shared | {x, y, z}
-
-
 @pytest.mark.parametrize("l", [0, 1, 2, 5, 10])
 def test_cse_programs_reproduce_the_components(l):
     program = order_program(l)

@@ -6,7 +6,9 @@ Value and gradient agreement with e3nn for every order, set, normalisation and u
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported anywhere
 
@@ -14,7 +16,8 @@ import pytest
 import torch
 from e3nn import o3
 
-from equinb.sph import _generated_triton, api, spherical_harmonics
+from equinb.so3 import L_MAX
+from equinb.sph import _generated_triton, api, codegen, spherical_harmonics
 from equinb.sph.verify import compare_gradients, compare_values
 
 
@@ -51,7 +54,7 @@ def test_one_launch_each_way_for_any_set(counted):
     assert len(forward.launches) == 1 and len(backward.launches) == 1
     grid, keywords = forward.launches[0]
     assert grid == (1,)
-    assert [keywords[f"H{l}"] for l in range(11)] == [l in (0, 3, 4, 5, 6) for l in range(11)]
+    assert [keywords[f"H{l}"] for l in range(L_MAX + 1)] == [l in (0, 3, 4, 5, 6) for l in range(L_MAX + 1)]
     columns = [keywords[f"col{l}"] for l in (6, 0, 3, 5, 4)]
     assert columns == [0, 13, 14, 21, 32]
     assert keywords["MAXL"] == 6
@@ -91,11 +94,19 @@ def test_constant_tables_follow_the_compute_dtype(dtype):
     assert len(constants) == len(_generated_triton.CONSTANTS) and len(params) == _generated_triton.L_MAX + 2
 
 
-def test_float64_is_float64_accurate_at_l10():
+def test_float64_is_float64_accurate_at_the_top_order(monkeypatch):
     v = torch.randn(256, 3, dtype=torch.float64)
-    assert compare_values(10, v, "triton", normalization="component")["max_rel"] < 1e-14
-    out32_constants = spherical_harmonics(10, v.float(), backend="triton").double()
-    assert (out32_constants - spherical_harmonics(10, v, backend="triton")).abs().max() > 1e-9  # fp32 differs
+    assert compare_values(L_MAX, v, "triton", normalization="component")["max_rel"] < 1e-14
+    # the check above catches constants below float64 precision: the same kernels with the table rounded
+    # through float32 (what float literals in Triton would give) are off by far more
+    tables = api._triton_tables
+
+    def float32_constants(normalization, dtype, device):
+        constants, params = tables(normalization, dtype, device)
+        return constants.float().to(dtype), params
+
+    monkeypatch.setattr(api, "_triton_tables", float32_constants)
+    assert compare_values(L_MAX, v, "triton", normalization="component")["max_rel"] > 1e-9
 
 
 def test_stride_zero_upstream_gradient_of_sum(counted):
@@ -103,3 +114,45 @@ def test_stride_zero_upstream_gradient_of_sum(counted):
     v = torch.randn(30, 3, dtype=torch.float64)
     assert compare_gradients([0, 1, 2, 8], v, None, "triton")["max_rel"] < 1e-12
     assert len(backward.launches) == 1 and backward.args[0][1].stride() == (0, 0)
+
+
+def test_kernels_widen_every_stride_to_int64_on_entry():
+    """Triton passes integers below 2**31 as int32: an int32 ``column * stride`` wraps past 2**31 - 1 (from 12.8 M
+    rows on for a transposed upstream gradient of L = 0..12). Every stride argument must be cast before any use."""
+    tree = ast.parse(codegen.TRITON_FILE.read_text())  # the committed kernels (fresh: test_sph_codegen)
+    kernels = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert set(kernels) == set(codegen.TRITON_STRIDES)
+    for name, kernel in kernels.items():
+        strides = {a.arg for a in kernel.args.args if re.fullmatch(r"\w+_s\d", a.arg)}
+        assert strides == set(codegen.TRITON_STRIDES[name]) and strides
+        entry = [ast.unparse(statement) for statement in kernel.body[: len(strides)]]
+        assert sorted(entry) == sorted(f"{s} = tl.cast({s}, tl.int64)" for s in strides), name
+
+
+def test_huge_strides_do_not_wrap(tmp_path):
+    """Input and upstream gradient with a column stride of 2**30 + 8 (products up to 2**31 + 16): views of a
+    sparse 8 GiB file, of which only a few pages are ever touched. Where an int32 offset would wrap, the file
+    holds decoys, so a kernel with 32-bit offsets returns wrong numbers (checked on the kernels before the fix)."""
+    stride, offset, n = 2**30 + 8, 2**31, 4
+    path = tmp_path / "sparse.bin"
+    size = offset + 2 * stride + 2048
+    with open(path, "wb") as handle:
+        handle.truncate(2 * size)
+    storage = torch.from_file(str(path), shared=True, size=size, dtype=torch.float16)
+    generator = torch.Generator().manual_seed(18)
+    values, upstream = torch.randn(2, n, 3, generator=generator).half()
+    v = storage.as_strided((n, 3), (1, stride), offset)
+    g = storage.as_strided((n, 3), (1, stride), offset + 1024)
+    v.copy_(values)
+    g.copy_(upstream)
+    wrapped = 2 * stride - 2**32  # where 2 * stride lands in int32
+    storage[offset + wrapped : offset + wrapped + n] = 100.0
+    storage[offset + 1024 + wrapped : offset + 1024 + wrapped + n] = -100.0
+    leaf = v.detach().requires_grad_(True)
+    out = spherical_harmonics(1, leaf, True, "component", "triton")
+    out.backward(g)
+    reference_leaf = values.double().requires_grad_(True)
+    o3.spherical_harmonics(1, reference_leaf, True, "component").backward(upstream.double())
+    torch.testing.assert_close(out.double(), o3.spherical_harmonics(1, values.double(), True, "component"),
+                               rtol=2e-3, atol=2e-3)
+    torch.testing.assert_close(leaf.grad.double(), reference_leaf.grad, rtol=5e-3, atol=5e-3)

@@ -1,7 +1,8 @@
 """Angular-momentum helpers: sets of orders, irreps, exact real spherical harmonics, coupling and paths."""
 
 from .harmonics import real_spherical_harmonic, spherical_harmonics_exact
-from .irreps import L_MAX, feature_slices, irreps_for, parity, sh_irreps, validate_L
+from .orders import L_MAX, check_order, check_orders, validate_L
+from .irreps import feature_slices, irreps_for, parity, sh_irreps
 from .coupling import (
     clebsch_gordan_numeric,
     clebsch_gordan_real,
@@ -13,7 +14,6 @@ from .coupling import (
 from .evaluate import evaluate_harmonics
 from .paths import (
     Path,
-    check_order,
     parity_allowed,
     path_allowed,
     path_count,
@@ -33,6 +33,7 @@ __all__ = [
     "validate_L",
     "Path",
     "check_order",
+    "check_orders",
     "clebsch_gordan_numeric",
     "clebsch_gordan_real",
     "complex_to_real",

@@ -58,7 +58,8 @@ import numpy as np
 import sympy as sp
 from sympy.physics.wigner import wigner_3j
 
-from .paths import check_order, triangle_allowed
+from .orders import check_order
+from .paths import triangle_allowed
 
 
 @lru_cache(maxsize=None, typed=True)

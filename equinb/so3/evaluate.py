@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from .harmonics import spherical_harmonics_exact, x, y, z
-from .paths import check_order
+from .orders import check_order
 
 
 @lru_cache(maxsize=None, typed=True)

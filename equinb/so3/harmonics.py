@@ -29,19 +29,22 @@ component against e3nn numerically for ``l <= 12``).
 
 from __future__ import annotations
 
+import numbers
 from functools import lru_cache
 
 import sympy as sp
+
+from .orders import check_order
 
 #: The Cartesian symbols every expression of this package is written in.
 x, y, z = sp.symbols("x y z", real=True)
 
 
-def _check_lm(l: int, m: int) -> None:
-    if not isinstance(l, int) or isinstance(l, bool) or l < 0:
-        raise ValueError(f"order l must be a non-negative integer, got {l!r}")
-    if not isinstance(m, int) or isinstance(m, bool) or abs(m) > l:
+def _check_lm(l: int, m: int) -> tuple[int, int]:
+    l = check_order(l)
+    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or abs(m) > l:
         raise ValueError(f"m must be an integer with |m| <= l = {l}, got {m!r}")
+    return l, int(m)
 
 
 def _polar_factor(l: int, m: int, polar: sp.Symbol, r2: sp.Expr) -> sp.Expr:
@@ -76,8 +79,7 @@ def real_spherical_harmonic(l: int, m: int) -> sp.Expr:
     >>> real_spherical_harmonic(2, 0)
     sqrt(5)*(-x**2/2 + y**2 - z**2/2)
     """
-    _check_lm(l, m)
-    return _real_spherical_harmonic(int(l), int(m))
+    return _real_spherical_harmonic(*_check_lm(l, m))
 
 
 @lru_cache(maxsize=None)
@@ -108,4 +110,5 @@ def spherical_harmonics_exact(l: int) -> list[sp.Expr]:
     list of sympy.Expr
         ``[Y_{l,-l}, ..., Y_{l,l}]`` as in :func:`real_spherical_harmonic`.
     """
+    l = check_order(l)
     return [real_spherical_harmonic(l, m) for m in range(-l, l + 1)]

@@ -14,59 +14,12 @@ from collections.abc import Iterable
 
 from e3nn import o3
 
-#: Highest order the generated kernels and the model support.
-L_MAX = 10
+from .orders import L_MAX, validate_L  # noqa: F401  (re-exported)
 
 
 def parity(l: int) -> int:
     """Parity ``(-1)**l`` of the order-``l`` spherical harmonic."""
     return -1 if l % 2 else 1
-
-
-def validate_L(L: Iterable[int] | int, l_max: int = L_MAX) -> tuple[int, ...]:
-    """Check a model's set of orders and return it as a sorted tuple.
-
-    Parameters
-    ----------
-    L
-        Orders, e.g. ``[0, 1, 2]`` or ``[0, 3, 4, 5, 6]``, in any order; a single int ``l`` means the one
-        order ``[l]`` (as in e3nn).
-    l_max
-        Largest allowed order.
-
-    Returns
-    -------
-    tuple of int
-        The orders, ascending.
-
-    Raises
-    ------
-    ValueError
-        If ``L`` is empty, holds a non-integer, a negative order, an order above ``l_max`` or a duplicate; the
-        message names the offending value.
-    """
-    if isinstance(L, numbers.Integral) and not isinstance(L, bool):
-        L = [int(L)]
-    if isinstance(L, (str, bytes)):
-        raise ValueError(f"L must be a collection of integer orders, got the string {L!r}")
-    try:
-        values = list(L)
-    except TypeError:
-        raise ValueError(f"L must be a collection of integer orders, got {L!r}") from None
-    if not values:
-        raise ValueError("L is empty: give at least one order, e.g. [0, 1, 2]")
-    seen: set[int] = set()
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f"L holds {value!r}, which is not an integer order")
-        if value < 0:
-            raise ValueError(f"L holds the negative order {value}")
-        if value > l_max:
-            raise ValueError(f"L holds the order {value}, above the supported maximum {l_max}")
-        if value in seen:
-            raise ValueError(f"L holds the order {value} more than once")
-        seen.add(int(value))
-    return tuple(sorted(seen))
 
 
 def irreps_for(L: Iterable[int] | int, h: int) -> o3.Irreps:

@@ -21,7 +21,8 @@ import numbers
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .irreps import parity, validate_L
+from .irreps import parity
+from .orders import check_order, validate_L
 
 
 class Path(NamedTuple):
@@ -30,19 +31,6 @@ class Path(NamedTuple):
     l_in: int
     l_sh: int
     l_out: int
-
-
-def check_order(l: int) -> int:
-    """Validate one order ``l`` (a non-negative integer, no upper bound) and return it as an ``int``.
-
-    Raises
-    ------
-    ValueError
-        If ``l`` is not a non-negative integer (``bool`` included); the message names the value.
-    """
-    if isinstance(l, bool) or not isinstance(l, numbers.Integral) or l < 0:
-        raise ValueError(f"an order l must be a non-negative integer, got {l!r}")
-    return int(l)
 
 
 def triangle_allowed(l1: int, l2: int, l3: int) -> bool:

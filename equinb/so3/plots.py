@@ -17,8 +17,9 @@ from matplotlib.patches import PathPatch
 from mpl_toolkits.mplot3d.axes3d import Axes3D
 
 from .evaluate import evaluate_harmonics
-from .irreps import parity, validate_L
-from .paths import check_order, tensor_product_paths
+from .irreps import parity
+from .orders import check_order, validate_L
+from .paths import tensor_product_paths
 
 #: Colour map for path curves (one colour per output order) and for harmonic values (diverging).
 PATH_CMAP = "viridis"

@@ -2,13 +2,13 @@
 """Decoupled real spherical harmonics as Triton kernels, orders 0..L_MAX (see equinb.sph.codegen).
 
 ``k_ptr`` points to CONSTANTS in the compute dtype; ``p_ptr`` to the per-order normalisation scales
-followed by the normalize epsilon, in the compute dtype.
+followed by the normalize epsilon, in the compute dtype. Strides are widened to int64 on entry.
 """
 
 import triton
 import triton.language as tl
 
-L_MAX = 10
+L_MAX = 12
 
 #: Coefficients that float32 cannot hold exactly (doubles; exact values in the comments).
 CONSTANTS = (
@@ -228,29 +228,147 @@ CONSTANTS = (
     176.59275183313724,  # 9*sqrt(385)
     206.2159062730128,  # 45*sqrt(21)
     22.9128784747792,  # 5*sqrt(21)
+    2.781483843970261,  # sqrt(2028117)/512
+    13.046315657452364,  # sqrt(44618574)/512
+    2.0130902106077913,  # sqrt(1062347)/512
+    40.26180421215583,  # 5*sqrt(1062347)/128
+    15.593329720194316,  # sqrt(15935205)/256
+    93.55997832116589,  # 3*sqrt(15935205)/128
+    64.39239326239236,  # 9*sqrt(838695)/128
+    1.7886775906220103,  # sqrt(838695)/512
+    171.71304869971297,  # 3*sqrt(838695)/16
+    181.0014459541691,  # 5*sqrt(335478)/16
+    253.40202433583676,  # 7*sqrt(335478)/16
+    16.968885558203354,  # 15*sqrt(335478)/512
+    376.3580876721663,  # 105*sqrt(3289)/16
+    1.6801700342507424,  # 15*sqrt(3289)/512
+    301.08647013773304,  # 21*sqrt(3289)/4
+    80.64816164403562,  # 45*sqrt(3289)/32
+    597.4499423330376,  # 63*sqrt(23023)/16
+    17.781248283721357,  # 15*sqrt(23023)/128
+    284.4999725395417,  # 15*sqrt(23023)/8
+    248.937475972099,  # 105*sqrt(23023)/64
+    727.1929119910342,  # 7*sqrt(690690)/8
+    90.89911399887927,  # 7*sqrt(690690)/64
+    207.76940342600977,  # sqrt(690690)/4
+    1.6231984642657014,  # sqrt(690690)/512
+    545.3946839932756,  # 21*sqrt(690690)/32
+    111.05741758207779,  # sqrt(49335)/2
+    666.3445054924667,  # 3*sqrt(49335)
+    291.5257211529542,  # 21*sqrt(49335)/16
+    18.220357572059637,  # 21*sqrt(49335)/256
+    874.5771634588625,  # 63*sqrt(49335)/16
+    38.961519477556315,  # sqrt(1518)
+    639.2124289286583,  # 525*sqrt(1518)/32
+    438.31709412250854,  # 45*sqrt(1518)/4
+    1.5980310723216458,  # 21*sqrt(1518)/512
+    1022.7398862858532,  # 105*sqrt(1518)/4
+    95.88186433929874,  # 315*sqrt(1518)/128
+    4.795831523312719,  # sqrt(23)
+    692.3981761782738,  # 1155*sqrt(23)/8
+    12.982465803342635,  # 693*sqrt(23)/256
+    131.88536689109978,  # 55*sqrt(23)/2
+    593.4841510099491,  # 495*sqrt(23)/4
+    216.37443005571058,  # 5775*sqrt(23)/128
+    30.59632228367287,  # 11*sqrt(2028117)/512
+    130.46315657452365,  # 5*sqrt(44618574)/256
+    80.52360842431166,  # 5*sqrt(1062347)/64
+    31.18665944038863,  # sqrt(15935205)/128
+    42.92826217492824,  # 3*sqrt(838695)/64
+    2.262518074427114,  # sqrt(335478)/256
+    5.656295186067784,  # 5*sqrt(335478)/512
+    10.75308821920475,  # 3*sqrt(3289)/16
+    7.112499313488543,  # 3*sqrt(23023)/64
+    831.0776137040391,  # sqrt(690690)
+    222.11483516415558,  # sqrt(49335)
+    194.80759738778156,  # 5*sqrt(1518)
+    584.4227921633448,  # 15*sqrt(1518)
+    263.77073378219956,  # 55*sqrt(23)
+    52.754146756439916,  # 11*sqrt(23)
+    2.838840060634283,  # 5*sqrt(1352078)/2048
+    13.907419219851304,  # 5*sqrt(2028117)/512
+    2.0505370948410895,  # 5*sqrt(176358)/1024
+    45.11181608650397,  # 55*sqrt(176358)/512
+    16.658642108619663,  # 15*sqrt(323323)/512
+    111.05761405746442,  # 25*sqrt(323323)/128
+    72.70427470278892,  # 25*sqrt(138567)/128
+    1.8176068675697232,  # 5*sqrt(138567)/1024
+    218.11282410836677,  # 75*sqrt(138567)/128
+    348.98051857338686,  # 15*sqrt(138567)/16
+    18.17606867569723,  # 25*sqrt(138567)/512
+    490.2753033213839,  # 225*sqrt(4862)/32
+    1.7023448031992496,  # 25*sqrt(4862)/1024
+    457.5902830999583,  # 105*sqrt(4862)/16
+    91.92661937275949,  # 675*sqrt(4862)/512
+    856.073031438469,  # 105*sqrt(17017)/16
+    19.108773023180113,  # 75*sqrt(17017)/512
+    489.1845893934109,  # 15*sqrt(17017)/4
+    305.7403683708818,  # 75*sqrt(17017)/32
+    1174.5225093628474,  # 105*sqrt(2002)/4
+    104.86808119311138,  # 75*sqrt(2002)/32
+    419.4723247724455,  # 75*sqrt(2002)/8
+    1.6385637686423653,  # 75*sqrt(2002)/2048
+    734.0765683517797,  # 525*sqrt(2002)/32
+    367.0382841758898,  # 525*sqrt(2002)/64
+    1258.4169743173366,  # 225*sqrt(2002)/8
+    279.6482165149637,  # 25*sqrt(2002)/4
+    19.662765223708384,  # 225*sqrt(2002)/512
+    1321.3378230332034,  # 945*sqrt(2002)/32
+    899.0565122975794,  # 525*sqrt(3003)/32
+    1027.4931569115192,  # 75*sqrt(3003)/4
+    1.605458057674249,  # 15*sqrt(3003)/512
+    136.99908758820257,  # 5*sqrt(3003)/2
+    1798.1130245951588,  # 525*sqrt(3003)/16
+    112.38206403719742,  # 525*sqrt(3003)/256
+    44.15880433163923,  # 5*sqrt(78)
+    1593.8568438451036,  # 5775*sqrt(78)/32
+    19.923210548063796,  # 1155*sqrt(78)/512
+    607.1835595600395,  # 275*sqrt(78)/4
+    1821.5506786801184,  # 825*sqrt(78)/4
+    398.4642109612759,  # 5775*sqrt(78)/128
+    34.0660807276114,  # 15*sqrt(1352078)/512
+    152.98161141836434,  # 55*sqrt(2028117)/512
+    4.101074189682179,  # 5*sqrt(176358)/512
+    90.22363217300794,  # 55*sqrt(176358)/256
+    7.270427470278893,  # 5*sqrt(138567)/256
+    145.40854940557784,  # 25*sqrt(138567)/64
+    3.6352137351394465,  # 5*sqrt(138567)/512
+    2.0428137638390997,  # 15*sqrt(4862)/512
+    12.256882583034598,  # 45*sqrt(4862)/256
+    3.8217546046360225,  # 15*sqrt(17017)/512
+    671.1557196359128,  # 15*sqrt(2002)
+    1.310851014913892,  # 15*sqrt(2002)/512
+    273.99817517640514,  # 5*sqrt(3003)
+    1369.9908758820256,  # 25*sqrt(3003)
+    485.7468476480316,  # 55*sqrt(78)
+    2428.734238240158,  # 275*sqrt(78)
 )
 
 
 @triton.jit
 def forward_kernel(
     v_ptr, out_ptr, k_ptr, p_ptr, N, v_s0, v_s1, out_s0,
-    col0, col1, col2, col3, col4, col5, col6, col7, col8, col9, col10,
-    H0: tl.constexpr, H1: tl.constexpr, H2: tl.constexpr, H3: tl.constexpr, H4: tl.constexpr, H5: tl.constexpr, H6: tl.constexpr, H7: tl.constexpr, H8: tl.constexpr, H9: tl.constexpr, H10: tl.constexpr,
+    col0, col1, col2, col3, col4, col5, col6, col7, col8, col9, col10, col11, col12,
+    H0: tl.constexpr, H1: tl.constexpr, H2: tl.constexpr, H3: tl.constexpr, H4: tl.constexpr, H5: tl.constexpr, H6: tl.constexpr, H7: tl.constexpr, H8: tl.constexpr, H9: tl.constexpr, H10: tl.constexpr, H11: tl.constexpr, H12: tl.constexpr,
     MAXL: tl.constexpr, NORMALIZE: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: no offset overflow
+    v_s0 = tl.cast(v_s0, tl.int64)
+    v_s1 = tl.cast(v_s1, tl.int64)
+    out_s0 = tl.cast(out_s0, tl.int64)
+    rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = rows < N
     vrow = v_ptr + rows * v_s0
     x = tl.load(vrow, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
     y = tl.load(vrow + v_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
     z = tl.load(vrow + 2 * v_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
     if NORMALIZE:
-        eps = tl.load(p_ptr + 11)
+        eps = tl.load(p_ptr + 13)
         r = tl.sqrt(x * x + y * y + z * z)
         length = tl.maximum(r, eps)
         x = x / length
         y = y / length
         z = z / length
+    orow = out_ptr + rows * out_s0
     if MAXL >= 2:
         yy1 = y * y
         hh1 = x * x + z * z
@@ -298,7 +416,19 @@ def forward_kernel(
         yy4hh1 = hh1 * yy4
         c10 = c9 * z - s9 * x
         s10 = c9 * x + s9 * z
-    orow = out_ptr + rows * out_s0
+    if MAXL >= 11:
+        c11 = c10 * z - s10 * x
+        s11 = c10 * x + s10 * z
+    if MAXL >= 12:
+        yy6 = yy1 * yy5
+        hh6 = hh1 * hh5
+        yy1hh5 = hh5 * yy1
+        yy2hh4 = hh4 * yy2
+        yy3hh3 = hh3 * yy3
+        yy4hh2 = hh2 * yy4
+        yy5hh1 = hh1 * yy5
+        c12 = c11 * z - s11 * x
+        s12 = c11 * x + s11 * z
     if H0:
         scale = tl.load(p_ptr + 0)
         tl.store(orow + col0 + 0, (tl.zeros_like(x) + scale).to(out_ptr.dtype.element_ty), mask=mask)
@@ -639,29 +769,193 @@ def forward_kernel(
         tl.store(orow + col10 + 18, (scale * (c8 * f10_1)).to(out_ptr.dtype.element_ty), mask=mask)
         tl.store(orow + col10 + 19, (scale * (c9 * f10_0)).to(out_ptr.dtype.element_ty), mask=mask)
         tl.store(orow + col10 + 20, (scale * (c10 * k10_0)).to(out_ptr.dtype.element_ty), mask=mask)
+    if H11:
+        scale = tl.load(p_ptr + 11)
+        k11_0 = tl.load(k_ptr + 216)
+        k11_1 = tl.load(k_ptr + 217)
+        k11_2 = tl.load(k_ptr + 218)
+        k11_3 = tl.load(k_ptr + 219)
+        k11_4 = tl.load(k_ptr + 220)
+        k11_5 = tl.load(k_ptr + 221)
+        k11_6 = tl.load(k_ptr + 222)
+        k11_7 = tl.load(k_ptr + 223)
+        k11_8 = tl.load(k_ptr + 224)
+        k11_9 = tl.load(k_ptr + 225)
+        k11_10 = tl.load(k_ptr + 226)
+        k11_11 = tl.load(k_ptr + 227)
+        k11_12 = tl.load(k_ptr + 228)
+        k11_13 = tl.load(k_ptr + 229)
+        k11_14 = tl.load(k_ptr + 230)
+        k11_15 = tl.load(k_ptr + 231)
+        k11_16 = tl.load(k_ptr + 232)
+        k11_17 = tl.load(k_ptr + 233)
+        k11_18 = tl.load(k_ptr + 234)
+        k11_19 = tl.load(k_ptr + 235)
+        k11_20 = tl.load(k_ptr + 236)
+        k11_21 = tl.load(k_ptr + 237)
+        k11_22 = tl.load(k_ptr + 238)
+        k11_23 = tl.load(k_ptr + 239)
+        k11_24 = tl.load(k_ptr + 240)
+        k11_25 = tl.load(k_ptr + 241)
+        k11_26 = tl.load(k_ptr + 242)
+        k11_27 = tl.load(k_ptr + 243)
+        k11_28 = tl.load(k_ptr + 244)
+        k11_29 = tl.load(k_ptr + 245)
+        k11_30 = tl.load(k_ptr + 246)
+        k11_31 = tl.load(k_ptr + 247)
+        k11_32 = tl.load(k_ptr + 248)
+        k11_33 = tl.load(k_ptr + 249)
+        k11_34 = tl.load(k_ptr + 250)
+        k11_35 = tl.load(k_ptr + 251)
+        k11_36 = tl.load(k_ptr + 252)
+        k11_37 = tl.load(k_ptr + 253)
+        k11_38 = tl.load(k_ptr + 254)
+        k11_39 = tl.load(k_ptr + 255)
+        k11_40 = tl.load(k_ptr + 256)
+        k11_41 = tl.load(k_ptr + 257)
+        f11_0 = k11_1 * y
+        f11_1 = k11_3 * yy1 - hh1 * k11_2
+        f11_2 = y * (k11_5 * yy1 - hh1 * k11_4)
+        f11_3 = hh2 * k11_7 + k11_8 * yy2 - k11_6 * yy1hh1
+        f11_4 = y * (hh2 * k11_11 + k11_10 * yy2 - k11_9 * yy1hh1)
+        f11_5 = k11_14 * yy3 + k11_15 * yy1hh2 - hh3 * k11_13 - k11_12 * yy2hh1
+        f11_6 = y * (k11_18 * yy3 + k11_19 * yy1hh2 - hh3 * k11_17 - k11_16 * yy2hh1)
+        f11_7 = hh4 * k11_23 + k11_22 * yy4 + k11_24 * yy2hh2 - k11_20 * yy3hh1 - k11_21 * yy1hh3
+        f11_8 = y * (hh4 * k11_28 + k11_25 * yy4 + k11_29 * yy2hh2 - k11_26 * yy3hh1 - k11_27 * yy1hh3)
+        f11_9 = k11_30 * yy5 + k11_34 * yy3hh2 + k11_35 * yy1hh4 - hh5 * k11_33 - k11_31 * yy2hh3 - k11_32 * yy4hh1
+        tl.store(orow + col11 + 0, (scale * (k11_0 * s11)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 1, (scale * (f11_0 * s10)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 2, (scale * (f11_1 * s9)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 3, (scale * (f11_2 * s8)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 4, (scale * (f11_3 * s7)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 5, (scale * (f11_4 * s6)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 6, (scale * (f11_5 * s5)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 7, (scale * (f11_6 * s4)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 8, (scale * (f11_7 * s3)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 9, (scale * (f11_8 * s2)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 10, (scale * (f11_9 * x)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 11, (scale * (y * (k11_36 * yy5 + k11_40 * yy3hh2 + k11_41 * yy1hh4 - hh5 * k11_38 - k11_37 * yy2hh3 - k11_39 * yy4hh1))).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 12, (scale * (f11_9 * z)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 13, (scale * (c2 * f11_8)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 14, (scale * (c3 * f11_7)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 15, (scale * (c4 * f11_6)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 16, (scale * (c5 * f11_5)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 17, (scale * (c6 * f11_4)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 18, (scale * (c7 * f11_3)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 19, (scale * (c8 * f11_2)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 20, (scale * (c9 * f11_1)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 21, (scale * (c10 * f11_0)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col11 + 22, (scale * (c11 * k11_0)).to(out_ptr.dtype.element_ty), mask=mask)
+    if H12:
+        scale = tl.load(p_ptr + 12)
+        k12_0 = tl.load(k_ptr + 273)
+        k12_1 = tl.load(k_ptr + 274)
+        k12_2 = tl.load(k_ptr + 275)
+        k12_3 = tl.load(k_ptr + 276)
+        k12_4 = tl.load(k_ptr + 277)
+        k12_5 = tl.load(k_ptr + 278)
+        k12_6 = tl.load(k_ptr + 279)
+        k12_7 = tl.load(k_ptr + 280)
+        k12_8 = tl.load(k_ptr + 281)
+        k12_9 = tl.load(k_ptr + 282)
+        k12_10 = tl.load(k_ptr + 283)
+        k12_11 = tl.load(k_ptr + 284)
+        k12_12 = tl.load(k_ptr + 285)
+        k12_13 = tl.load(k_ptr + 286)
+        k12_14 = tl.load(k_ptr + 287)
+        k12_15 = tl.load(k_ptr + 288)
+        k12_16 = tl.load(k_ptr + 289)
+        k12_17 = tl.load(k_ptr + 290)
+        k12_18 = tl.load(k_ptr + 291)
+        k12_19 = tl.load(k_ptr + 292)
+        k12_20 = tl.load(k_ptr + 293)
+        k12_21 = tl.load(k_ptr + 294)
+        k12_22 = tl.load(k_ptr + 295)
+        k12_23 = tl.load(k_ptr + 296)
+        k12_24 = tl.load(k_ptr + 297)
+        k12_25 = tl.load(k_ptr + 298)
+        k12_26 = tl.load(k_ptr + 299)
+        k12_27 = tl.load(k_ptr + 300)
+        k12_28 = tl.load(k_ptr + 301)
+        k12_29 = tl.load(k_ptr + 302)
+        k12_30 = tl.load(k_ptr + 303)
+        k12_31 = tl.load(k_ptr + 304)
+        k12_32 = tl.load(k_ptr + 305)
+        k12_33 = tl.load(k_ptr + 306)
+        k12_34 = tl.load(k_ptr + 307)
+        k12_35 = tl.load(k_ptr + 308)
+        k12_36 = tl.load(k_ptr + 309)
+        k12_37 = tl.load(k_ptr + 310)
+        k12_38 = tl.load(k_ptr + 311)
+        k12_39 = tl.load(k_ptr + 312)
+        k12_40 = tl.load(k_ptr + 313)
+        f12_0 = k12_1 * y
+        f12_1 = k12_3 * yy1 - hh1 * k12_2
+        f12_2 = y * (k12_5 * yy1 - hh1 * k12_4)
+        f12_3 = hh2 * k12_7 + k12_8 * yy2 - k12_6 * yy1hh1
+        f12_4 = y * (hh2 * k12_10 + k12_9 * yy2 - k12_8 * yy1hh1)
+        f12_5 = k12_13 * yy3 + k12_14 * yy1hh2 - hh3 * k12_12 - k12_11 * yy2hh1
+        f12_6 = y * (k12_17 * yy3 + k12_18 * yy1hh2 - hh3 * k12_16 - k12_15 * yy2hh1)
+        f12_7 = hh4 * k12_22 + k12_21 * yy4 + k12_23 * yy2hh2 - k12_19 * yy3hh1 - k12_20 * yy1hh3
+        f12_8 = y * (hh4 * k12_27 + k12_26 * yy4 + k12_28 * yy2hh2 - k12_24 * yy1hh3 - k12_25 * yy3hh1)
+        f12_9 = k12_32 * yy5 + k12_33 * yy3hh2 + k12_34 * yy1hh4 - hh5 * k12_31 - k12_29 * yy2hh3 - k12_30 * yy4hh1
+        f12_10 = y * (k12_35 * yy5 + k12_39 * yy3hh2 + k12_40 * yy1hh4 - hh5 * k12_37 - k12_36 * yy2hh3 - k12_38 * yy4hh1)
+        tl.store(orow + col12 + 0, (scale * (k12_0 * s12)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 1, (scale * (f12_0 * s11)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 2, (scale * (f12_1 * s10)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 3, (scale * (f12_2 * s9)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 4, (scale * (f12_3 * s8)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 5, (scale * (f12_4 * s7)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 6, (scale * (f12_5 * s6)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 7, (scale * (f12_6 * s5)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 8, (scale * (f12_7 * s4)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 9, (scale * (f12_8 * s3)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 10, (scale * (f12_9 * s2)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 11, (scale * (f12_10 * x)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 12, (scale * (hh6 * 1.1279296875 + 5.0 * yy6 + 928.125 * yy4hh2 + 676.7578125 * yy2hh4 - 165.0 * yy5hh1 - 81.2109375 * yy1hh5 - 1443.75 * yy3hh3)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 13, (scale * (f12_10 * z)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 14, (scale * (c2 * f12_9)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 15, (scale * (c3 * f12_8)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 16, (scale * (c4 * f12_7)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 17, (scale * (c5 * f12_6)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 18, (scale * (c6 * f12_5)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 19, (scale * (c7 * f12_4)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 20, (scale * (c8 * f12_3)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 21, (scale * (c9 * f12_2)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 22, (scale * (c10 * f12_1)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 23, (scale * (c11 * f12_0)).to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(orow + col12 + 24, (scale * (c12 * k12_0)).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def backward_kernel(
     v_ptr, g_ptr, gv_ptr, k_ptr, p_ptr, N, v_s0, v_s1, g_s0, g_s1,
-    col0, col1, col2, col3, col4, col5, col6, col7, col8, col9, col10,
-    H0: tl.constexpr, H1: tl.constexpr, H2: tl.constexpr, H3: tl.constexpr, H4: tl.constexpr, H5: tl.constexpr, H6: tl.constexpr, H7: tl.constexpr, H8: tl.constexpr, H9: tl.constexpr, H10: tl.constexpr,
+    col0, col1, col2, col3, col4, col5, col6, col7, col8, col9, col10, col11, col12,
+    H0: tl.constexpr, H1: tl.constexpr, H2: tl.constexpr, H3: tl.constexpr, H4: tl.constexpr, H5: tl.constexpr, H6: tl.constexpr, H7: tl.constexpr, H8: tl.constexpr, H9: tl.constexpr, H10: tl.constexpr, H11: tl.constexpr, H12: tl.constexpr,
     MAXL: tl.constexpr, NORMALIZE: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: no offset overflow
+    v_s0 = tl.cast(v_s0, tl.int64)
+    v_s1 = tl.cast(v_s1, tl.int64)
+    g_s0 = tl.cast(g_s0, tl.int64)
+    g_s1 = tl.cast(g_s1, tl.int64)
+    rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = rows < N
     vrow = v_ptr + rows * v_s0
     x = tl.load(vrow, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
     y = tl.load(vrow + v_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
     z = tl.load(vrow + 2 * v_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
     if NORMALIZE:
-        eps = tl.load(p_ptr + 11)
+        eps = tl.load(p_ptr + 13)
         r = tl.sqrt(x * x + y * y + z * z)
         length = tl.maximum(r, eps)
         inv = 1.0 / length
         x = x / length
         y = y / length
         z = z / length
+    gx = tl.zeros_like(x)
+    gy = tl.zeros_like(x)
+    gz = tl.zeros_like(x)
+    grow = g_ptr + rows * g_s0
     if MAXL >= 3:
         yy1 = y * y
         hh1 = x * x + z * z
@@ -700,10 +994,18 @@ def backward_kernel(
     if MAXL >= 10:
         c9 = c8 * z - s8 * x
         s9 = c8 * x + s8 * z
-    gx = tl.zeros_like(x)
-    gy = tl.zeros_like(x)
-    gz = tl.zeros_like(x)
-    grow = g_ptr + rows * g_s0
+    if MAXL >= 11:
+        yy5 = yy1 * yy4
+        hh5 = hh1 * hh4
+        yy1hh4 = hh4 * yy1
+        yy2hh3 = hh3 * yy2
+        yy3hh2 = hh2 * yy3
+        yy4hh1 = hh1 * yy4
+        c10 = c9 * z - s9 * x
+        s10 = c9 * x + s9 * z
+    if MAXL >= 12:
+        c11 = c10 * z - s10 * x
+        s11 = c10 * x + s10 * z
     if H1:
         scale = tl.load(p_ptr + 1)
         k1_0 = tl.load(k_ptr + 0)
@@ -1653,6 +1955,480 @@ def backward_kernel(
         g = scale * tl.load(grow + (col10 + 20) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
         gx = gx + g * (-b10_1)
         gz = gz + g * (b10_0)
+    if H11:
+        scale = tl.load(p_ptr + 11)
+        k11_1 = tl.load(k_ptr + 217)
+        k11_2 = tl.load(k_ptr + 218)
+        k11_4 = tl.load(k_ptr + 220)
+        k11_7 = tl.load(k_ptr + 223)
+        k11_13 = tl.load(k_ptr + 229)
+        k11_17 = tl.load(k_ptr + 233)
+        k11_23 = tl.load(k_ptr + 239)
+        k11_26 = tl.load(k_ptr + 242)
+        k11_30 = tl.load(k_ptr + 246)
+        k11_42 = tl.load(k_ptr + 258)
+        k11_43 = tl.load(k_ptr + 259)
+        k11_47 = tl.load(k_ptr + 260)
+        k11_48 = tl.load(k_ptr + 261)
+        k11_56 = tl.load(k_ptr + 262)
+        k11_59 = tl.load(k_ptr + 263)
+        k11_64 = tl.load(k_ptr + 264)
+        k11_74 = tl.load(k_ptr + 265)
+        k11_78 = tl.load(k_ptr + 266)
+        k11_87 = tl.load(k_ptr + 267)
+        k11_91 = tl.load(k_ptr + 268)
+        k11_110 = tl.load(k_ptr + 269)
+        k11_114 = tl.load(k_ptr + 270)
+        k11_115 = tl.load(k_ptr + 271)
+        k11_117 = tl.load(k_ptr + 272)
+        b11_0 = c10 * k11_42
+        b11_1 = k11_42 * s10
+        b11_2 = k11_43 * y
+        b11_3 = b11_2 * c9
+        b11_4 = b11_2 * s9
+        b11_5 = 2.0 * s9
+        b11_6 = hh1 * 9.0
+        b11_7 = b11_6 * c8 - c8 * 180.0 * yy1
+        b11_8 = k11_47 * y
+        b11_9 = b11_6 * s8
+        b11_10 = 180.0 * s8 * yy1
+        b11_11 = hh1 * 4.0
+        b11_12 = b11_11 * c7
+        b11_13 = b11_12 - c7 * 24.0 * yy1
+        b11_14 = k11_48 * y
+        b11_15 = k11_4 * (-hh1 + 18.0 * yy1)
+        b11_16 = b11_11 * s7
+        b11_17 = 24.0 * s7 * yy1
+        b11_18 = yy1 * x
+        b11_19 = 72.0 * s7
+        b11_20 = hh2 * 7.0
+        b11_21 = 672.0 * yy2
+        b11_22 = 252.0 * yy1hh1
+        b11_23 = b11_20 * c6 + b11_21 * c6 - b11_22 * c6
+        b11_24 = k11_56 * y * (16.0 * yy1 - hh1 * 3.0)
+        b11_25 = yy1 * z
+        b11_26 = b11_20 * s6 + b11_21 * s6 - b11_22 * s6
+        b11_27 = hh1 * 30.0
+        b11_28 = b11_27 * s6
+        b11_29 = 160.0 * s6
+        b11_30 = hh2 * 45.0
+        b11_31 = 480.0 * yy1hh1
+        b11_32 = b11_21 * c5 + b11_30 * c5 - b11_31 * c5
+        b11_33 = k11_59 * y
+        b11_34 = k11_64 * (hh2 * 3.0 + 224.0 * yy2 - 96.0 * yy1hh1)
+        b11_35 = b11_21 * s5 + b11_30 * s5 - b11_31 * s5
+        b11_36 = s5 * x
+        b11_37 = hh2 * 6.0
+        b11_38 = 448.0 * yy2
+        b11_39 = hh3 * 5.0
+        b11_40 = 1120.0 * yy2hh1
+        b11_41 = b11_39 * c4 + b11_40 * c4 - c4 * 240.0 * yy1hh2 - c4 * 896.0 * yy3
+        b11_42 = hh2 * 15.0
+        b11_43 = 168.0 * yy2
+        b11_44 = k11_74 * y * (b11_42 + b11_43 - 140.0 * yy1hh1)
+        b11_45 = b11_39 * s4
+        b11_46 = b11_40 * s4
+        b11_47 = 240.0 * s4 * yy1hh2
+        b11_48 = 896.0 * yy3
+        b11_49 = b11_48 * s4
+        b11_50 = s5 * z
+        b11_51 = s4 * x
+        b11_52 = hh3 * 10.0
+        b11_53 = 336.0 * yy2hh1
+        b11_54 = b11_52 * c3 + b11_53 * c3 - c3 * 160.0 * yy3 - c3 * 140.0 * yy1hh2
+        b11_55 = k11_78 * y
+        b11_56 = k11_17 * (-hh3 + 42.0 * yy1hh2 + 112.0 * yy3 - 168.0 * yy2hh1)
+        b11_57 = b11_52 * s3
+        b11_58 = b11_53 * s3
+        b11_59 = 160.0 * s3 * yy3
+        b11_60 = 140.0 * s3 * yy1hh2
+        b11_61 = s4 * z
+        b11_62 = s3 * x
+        b11_63 = hh3 * 8.0
+        b11_64 = 1344.0 * yy2hh1
+        b11_65 = 336.0 * yy1hh2
+        b11_66 = hh4 * 3.0
+        b11_67 = 384.0 * yy4
+        b11_68 = 1008.0 * yy2hh2
+        b11_69 = 168.0 * yy1hh3
+        b11_70 = 1344.0 * yy3hh1
+        b11_71 = b11_66 * c2 + b11_67 * c2 + b11_68 * c2 - b11_69 * c2 - b11_70 * c2
+        b11_72 = k11_87 * y * (2.0 * yy3 + 2.625 * yy1hh2 - hh3 * 0.21875 - 5.25 * yy2hh1)
+        b11_73 = s3 * z
+        b11_74 = b11_66 * s2 + b11_67 * s2 + b11_68 * s2 - b11_69 * s2 - b11_70 * s2
+        b11_75 = hh4 * 0.1640625
+        b11_76 = 7.875 * yy2hh2
+        b11_77 = 6.0 * yy3hh1
+        b11_78 = 2.625 * yy1hh3
+        b11_79 = hh3 * 0.65625
+        b11_80 = s2 * x
+        b11_81 = 15.75 * yy2hh1
+        b11_82 = 6.0 * yy3
+        b11_83 = 7.875 * yy1hh2
+        b11_84 = k11_91 * y
+        b11_85 = hh4 * 0.02734375 + 1.5 * yy4 + 6.5625 * yy2hh2 - 7.0 * yy3hh1 - 1.3125 * yy1hh3
+        b11_86 = b11_85 * k11_26
+        b11_87 = s2 * z
+        b11_88 = x * x
+        b11_89 = hh4 * 0.41015625
+        b11_90 = 98.4375 * yy2hh2
+        b11_91 = 22.5 * yy4
+        b11_92 = -yy5
+        b11_93 = b11_92 + hh5 * 0.041015625 + 16.40625 * yy2hh3 + 11.25 * yy4hh1 - 26.25 * yy3hh2 - 2.4609375 * yy1hh4
+        b11_94 = x * y
+        b11_95 = k11_110 * (hh4 * 0.984375 + 31.5 * yy2hh2 + 2.0 * yy4 - 13.125 * yy1hh3 - 18.0 * yy3hh1)
+        b11_96 = -b11_85 * k11_114 * x * z
+        b11_97 = k11_115 * (-yy4 + 9.0 * yy3hh1 + 6.5625 * yy1hh3 - hh4 * 0.4921875 - 15.75 * yy2hh2)
+        b11_98 = y * z
+        b11_99 = z * z
+        b11_100 = b11_82 * c2
+        b11_101 = b11_83 * c2
+        b11_102 = b11_75 + b11_76 + yy4 - b11_77 - b11_78
+        b11_103 = c3 * x
+        b11_104 = c3 * z
+        b11_105 = c4 * x
+        b11_106 = c4 * z
+        b11_107 = c5 * x
+        b11_108 = c5 * z
+        b11_109 = c6 * 160.0
+        b11_110 = c7 * 72.0
+        b11_111 = c9 * 2.0
+        g = scale * tl.load(grow + (col11 + 0) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_0)
+        gz = gz + g * (b11_1)
+        g = scale * tl.load(grow + (col11 + 1) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_3)
+        gy = gy + g * (k11_1 * s10)
+        gz = gz + g * (b11_4)
+        g = scale * tl.load(grow + (col11 + 2) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_2 * (-b11_7 - b11_5 * x))
+        gy = gy + g * (b11_8 * s9)
+        gz = gz + g * (k11_2 * (b11_10 - b11_9 - b11_5 * z))
+        g = scale * tl.load(grow + (col11 + 3) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_14 * (-b11_13 - s8 * x))
+        gy = gy + g * (b11_15 * s8)
+        gz = gz + g * (b11_14 * (b11_17 - b11_16 - s8 * z))
+        g = scale * tl.load(grow + (col11 + 4) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_7 * (b11_23 + b11_16 * x - b11_18 * b11_19))
+        gy = gy + g * (b11_24 * s7)
+        gz = gz + g * (k11_7 * (b11_26 + b11_16 * z - b11_19 * b11_25))
+        g = scale * tl.load(grow + (col11 + 5) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_33 * (b11_32 + b11_28 * x - b11_18 * b11_29))
+        gy = gy + g * (b11_34 * s6)
+        gz = gz + g * (b11_33 * (b11_35 + b11_28 * z - b11_25 * b11_29))
+        g = scale * tl.load(grow + (col11 + 6) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_13 * (-b11_41 - b11_36 * b11_37 - b11_36 * b11_38 + 192.0 * s5 * yy1hh1 * x))
+        gy = gy + g * (b11_44 * s5)
+        gz = gz + g * (k11_13 * (b11_47 + b11_49 - b11_45 - b11_46 - b11_37 * b11_50 - b11_38 * b11_50 + 192.0 * s5 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col11 + 7) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_55 * (-b11_54 - b11_42 * b11_51 - b11_43 * b11_51 + 140.0 * s4 * yy1hh1 * x))
+        gy = gy + g * (b11_56 * s4)
+        gz = gz + g * (b11_55 * (b11_59 + b11_60 - b11_57 - b11_58 - b11_42 * b11_61 - b11_43 * b11_61 + 140.0 * s4 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col11 + 8) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_23 * (b11_71 + b11_62 * b11_63 + b11_62 * b11_64 - b11_48 * b11_62 - b11_62 * b11_65))
+        gy = gy + g * (b11_72 * s3)
+        gz = gz + g * (k11_23 * (b11_74 + b11_63 * b11_73 + b11_64 * b11_73 - b11_48 * b11_73 - b11_65 * b11_73))
+        g = scale * tl.load(grow + (col11 + 9) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_84 * (b11_75 * z + b11_76 * z + b11_79 * b11_80 + b11_80 * b11_81 + yy4 * z - b11_77 * z - b11_78 * z - b11_80 * b11_82 - b11_80 * b11_83))
+        gy = gy + g * (b11_86 * s2)
+        gz = gz + g * (b11_84 * (b11_75 * x + b11_76 * x + b11_79 * b11_87 + b11_81 * b11_87 + yy4 * x - b11_77 * x - b11_78 * x - b11_82 * b11_87 - b11_83 * b11_87))
+        g = scale * tl.load(grow + (col11 + 10) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_30 * (-b11_93 - b11_88 * b11_89 - b11_88 * b11_90 - b11_88 * b11_91 + b11_88 * 105.0 * yy3hh1 + b11_88 * 19.6875 * yy1hh3))
+        gy = gy + g * (b11_94 * b11_95)
+        gz = gz + g * (b11_96)
+        g = scale * tl.load(grow + (col11 + 11) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_94 * b11_97)
+        gy = gy + g * (k11_117 * (-b11_92 + 78.75 * yy3hh2 + 12.3046875 * yy1hh4 - hh5 * 0.24609375 - 22.5 * yy4hh1 - 65.625 * yy2hh3))
+        gz = gz + g * (b11_97 * b11_98)
+        g = scale * tl.load(grow + (col11 + 12) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_96)
+        gy = gy + g * (b11_95 * b11_98)
+        gz = gz + g * (k11_30 * (-b11_93 - b11_89 * b11_99 - b11_90 * b11_99 - b11_91 * b11_99 + b11_99 * 105.0 * yy3hh1 + b11_99 * 19.6875 * yy1hh3))
+        g = scale * tl.load(grow + (col11 + 13) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_84 * x * (-b11_100 - b11_101 - b11_102 + c2 * hh3 * 0.65625 + c2 * 15.75 * yy2hh1))
+        gy = gy + g * (b11_86 * c2)
+        gz = gz + g * (b11_84 * z * (b11_102 - b11_100 - b11_101 + b11_79 * c2 + b11_81 * c2))
+        g = scale * tl.load(grow + (col11 + 14) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_23 * (-b11_74 - b11_103 * b11_48 - b11_103 * b11_65 + c3 * hh3 * 8.0 * x + c3 * 1344.0 * yy2hh1 * x))
+        gy = gy + g * (b11_72 * c3)
+        gz = gz + g * (k11_23 * (b11_71 + b11_104 * b11_63 + b11_104 * b11_64 - b11_104 * b11_48 - b11_104 * b11_65))
+        g = scale * tl.load(grow + (col11 + 15) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_55 * (b11_57 + b11_58 - b11_59 - b11_60 - b11_105 * b11_42 - b11_105 * b11_43 + c4 * 140.0 * yy1hh1 * x))
+        gy = gy + g * (b11_56 * c4)
+        gz = gz + g * (b11_55 * (-b11_54 - b11_106 * b11_42 - b11_106 * b11_43 + c4 * 140.0 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col11 + 16) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_13 * (b11_45 + b11_46 - b11_47 - b11_49 - b11_107 * b11_37 - b11_107 * b11_38 + c5 * 192.0 * yy1hh1 * x))
+        gy = gy + g * (b11_44 * c5)
+        gz = gz + g * (k11_13 * (-b11_41 - b11_108 * b11_37 - b11_108 * b11_38 + c5 * 192.0 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col11 + 17) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_33 * (-b11_35 - b11_109 * b11_18 + c6 * hh1 * 30.0 * x))
+        gy = gy + g * (b11_34 * c6)
+        gz = gz + g * (b11_33 * (b11_32 - b11_109 * b11_25 + b11_27 * c6 * z))
+        g = scale * tl.load(grow + (col11 + 18) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_7 * (-b11_26 - b11_110 * b11_18 + c7 * hh1 * 4.0 * x))
+        gy = gy + g * (b11_24 * c7)
+        gz = gz + g * (k11_7 * (b11_23 + b11_12 * z - b11_110 * b11_25))
+        g = scale * tl.load(grow + (col11 + 19) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b11_14 * (b11_16 - b11_17 - c8 * x))
+        gy = gy + g * (b11_15 * c8)
+        gz = gz + g * (b11_14 * (-b11_13 - c8 * z))
+        g = scale * tl.load(grow + (col11 + 20) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k11_2 * (b11_9 - b11_10 - b11_111 * x))
+        gy = gy + g * (b11_8 * c9)
+        gz = gz + g * (k11_2 * (-b11_7 - b11_111 * z))
+        g = scale * tl.load(grow + (col11 + 21) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (-b11_4)
+        gy = gy + g * (c10 * k11_1)
+        gz = gz + g * (b11_3)
+        g = scale * tl.load(grow + (col11 + 22) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (-b11_1)
+        gz = gz + g * (b11_0)
+    if H12:
+        scale = tl.load(p_ptr + 12)
+        k12_1 = tl.load(k_ptr + 274)
+        k12_4 = tl.load(k_ptr + 277)
+        k12_10 = tl.load(k_ptr + 283)
+        k12_27 = tl.load(k_ptr + 300)
+        k12_35 = tl.load(k_ptr + 308)
+        k12_48 = tl.load(k_ptr + 314)
+        k12_49 = tl.load(k_ptr + 315)
+        k12_50 = tl.load(k_ptr + 316)
+        k12_52 = tl.load(k_ptr + 317)
+        k12_57 = tl.load(k_ptr + 318)
+        k12_60 = tl.load(k_ptr + 319)
+        k12_62 = tl.load(k_ptr + 320)
+        k12_69 = tl.load(k_ptr + 321)
+        k12_75 = tl.load(k_ptr + 322)
+        k12_79 = tl.load(k_ptr + 323)
+        k12_88 = tl.load(k_ptr + 324)
+        k12_99 = tl.load(k_ptr + 325)
+        k12_110 = tl.load(k_ptr + 326)
+        k12_120 = tl.load(k_ptr + 327)
+        k12_133 = tl.load(k_ptr + 328)
+        k12_138 = tl.load(k_ptr + 329)
+        b12_0 = c11 * k12_48
+        b12_1 = k12_48 * s11
+        b12_2 = k12_49 * y
+        b12_3 = b12_2 * c10
+        b12_4 = b12_2 * s10
+        b12_5 = hh1 * 5.0
+        b12_6 = b12_5 * c9 - c9 * 110.0 * yy1
+        b12_7 = k12_52 * y
+        b12_8 = b12_5 * s9
+        b12_9 = 110.0 * s9 * yy1
+        b12_10 = 2.0 * s9
+        b12_11 = hh1 * 9.0
+        b12_12 = b12_11 * c8 - c8 * 60.0 * yy1
+        b12_13 = k12_4 * y
+        b12_14 = k12_4 * (-hh1 + 20.0 * yy1)
+        b12_15 = b12_11 * s8
+        b12_16 = 60.0 * s8 * yy1
+        b12_17 = hh1 * s8
+        b12_18 = 20.0 * yy1
+        b12_19 = b12_18 * s8
+        b12_20 = hh2 * 2.0
+        b12_21 = 240.0 * yy2
+        b12_22 = 80.0 * yy1hh1
+        b12_23 = b12_20 * c7 + b12_21 * c7 - b12_22 * c7
+        b12_24 = k12_60 * y * (-hh1 + 6.0 * yy1)
+        b12_25 = b12_20 * s7 + b12_21 * s7 - b12_22 * s7
+        b12_26 = s7 * x
+        b12_27 = hh1 * 20.0
+        b12_28 = 120.0 * yy1
+        b12_29 = hh2 * 35.0
+        b12_30 = 672.0 * yy2
+        b12_31 = 420.0 * yy1hh1
+        b12_32 = b12_29 * c6 + b12_30 * c6 - b12_31 * c6
+        b12_33 = k12_62 * y
+        b12_34 = k12_10 * (hh2 + 96.0 * yy2 - 36.0 * yy1hh1)
+        b12_35 = s7 * z
+        b12_36 = b12_29 * s6 + b12_30 * s6 - b12_31 * s6
+        b12_37 = s6 * x
+        b12_38 = hh2 * 5.0
+        b12_39 = 480.0 * yy2
+        b12_40 = hh3 * 5.0
+        b12_41 = 1440.0 * yy2hh1
+        b12_42 = b12_40 * c5 + b12_41 * c5 - c5 * 270.0 * yy1hh2 - c5 * 1344.0 * yy3
+        b12_43 = k12_75 * y * (hh2 * 15.0 + 224.0 * yy2 - 160.0 * yy1hh1)
+        b12_44 = b12_40 * s5
+        b12_45 = b12_41 * s5
+        b12_46 = 270.0 * s5 * yy1hh2
+        b12_47 = 1344.0 * s5 * yy3
+        b12_48 = s6 * z
+        b12_49 = s5 * x
+        b12_50 = hh2 * 30.0
+        b12_51 = 448.0 * yy2
+        b12_52 = hh3 * 25.0
+        b12_53 = 1120.0 * yy2hh1
+        b12_54 = b12_52 * c4 + b12_53 * c4 - c4 * 400.0 * yy1hh2 - c4 * 640.0 * yy3
+        b12_55 = k12_79 * y
+        b12_56 = k12_79 * (-b12_40 - b12_53 + 240.0 * yy1hh2 + 896.0 * yy3)
+        b12_57 = b12_52 * s4
+        b12_58 = b12_53 * s4
+        b12_59 = 400.0 * s4 * yy1hh2
+        b12_60 = 640.0 * s4 * yy3
+        b12_61 = s5 * z
+        b12_62 = s4 * x
+        b12_63 = hh3 * 0.01953125
+        b12_64 = 4.375 * yy2hh1
+        b12_65 = 0.9375 * yy1hh2
+        b12_66 = 3.5 * yy3
+        b12_67 = hh4 * 0.009765625
+        b12_68 = 2.5 * yy4
+        b12_69 = 4.375 * yy2hh2
+        b12_70 = 7.0 * yy3hh1
+        b12_71 = 0.625 * yy1hh3
+        b12_72 = b12_67 * c3 + b12_68 * c3 + b12_69 * c3 - b12_70 * c3 - b12_71 * c3
+        b12_73 = k12_88 * y * (5.0 * yy3 + 4.375 * yy1hh2 - hh3 * 0.3125 - 10.5 * yy2hh1)
+        b12_74 = s4 * z
+        b12_75 = b12_67 * s3 + b12_68 * s3 + b12_69 * s3 - b12_70 * s3 - b12_71 * s3
+        b12_76 = s3 * x
+        b12_77 = hh3 * 120.0
+        b12_78 = 4032.0 * yy2hh1
+        b12_79 = 1920.0 * yy3
+        b12_80 = 1680.0 * yy1hh2
+        b12_81 = hh4 * 45.0
+        b12_82 = 3024.0 * yy2hh2
+        b12_83 = 640.0 * yy4
+        b12_84 = 2880.0 * yy3hh1
+        b12_85 = 840.0 * yy1hh3
+        b12_86 = b12_81 * c2 + b12_82 * c2 + b12_83 * c2 - b12_84 * c2 - b12_85 * c2
+        b12_87 = k12_99 * y
+        b12_88 = k12_27 * (hh4 + 128.0 * yy4 + 336.0 * yy2hh2 - 56.0 * yy1hh3 - 448.0 * yy3hh1)
+        b12_89 = s3 * z
+        b12_90 = b12_81 * s2 + b12_82 * s2 + b12_83 * s2 - b12_84 * s2 - b12_85 * s2
+        b12_91 = hh5 * 0.01171875
+        b12_92 = 6.5625 * yy2hh3
+        b12_93 = 7.5 * yy4hh1
+        b12_94 = hh4 * 0.05859375
+        b12_95 = s2 * x
+        b12_96 = 7.5 * yy4
+        b12_97 = 19.6875 * yy2hh2
+        b12_98 = k12_120 * y * (yy4 + hh4 * 0.1640625 + 7.875 * yy2hh2 - 2.625 * yy1hh3 - 6.0 * yy3hh1)
+        b12_99 = s2 * z
+        b12_100 = x * x
+        b12_101 = hh4 * 4.51171875
+        b12_102 = 216.5625 * yy2hh2
+        b12_103 = 27.5 * yy4
+        b12_104 = -yy5
+        b12_105 = b12_104 + hh5 * 0.451171875 + 36.09375 * yy2hh3 + 13.75 * yy4hh1 - 41.25 * yy3hh2 - 9.0234375 * yy1hh4
+        b12_106 = k12_35 * y
+        b12_107 = k12_133 * (-b12_104 + 26.25 * yy3hh2 + 2.4609375 * yy1hh4 - hh5 * 0.041015625 - 16.40625 * yy2hh3 - 11.25 * yy4hh1)
+        b12_108 = k12_138 * x * y * z * (3.0 * yy3hh1 + 1.3125 * yy1hh3 - hh4 * 0.08203125 - 3.9375 * yy2hh2 - 0.5 * yy4)
+        b12_109 = 165.0 * (hh5 * 0.08203125 + 22.5 * yy4hh1 + 32.8125 * yy2hh3 - 4.921875 * yy1hh4 - 52.5 * yy3hh2 - 2.0 * yy5)
+        b12_110 = z * z
+        b12_111 = 13.125 * yy3hh2
+        b12_112 = 0.8203125 * yy1hh4
+        b12_113 = b12_94 * c2 + b12_96 * c2 + b12_97 * c2 - c2 * 26.25 * yy3hh1 - c2 * 3.28125 * yy1hh3
+        b12_114 = c3 * x
+        b12_115 = c3 * z
+        b12_116 = c4 * x
+        b12_117 = c4 * z
+        b12_118 = c5 * x
+        b12_119 = c5 * z
+        b12_120 = c6 * x
+        b12_121 = c6 * z
+        b12_122 = c7 * z
+        b12_123 = b12_18 * c8
+        b12_124 = c9 * 2.0
+        g = scale * tl.load(grow + (col12 + 0) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_0)
+        gz = gz + g * (b12_1)
+        g = scale * tl.load(grow + (col12 + 1) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_3)
+        gy = gy + g * (k12_1 * s11)
+        gz = gz + g * (b12_4)
+        g = scale * tl.load(grow + (col12 + 2) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_50 * (-b12_6 - s10 * x))
+        gy = gy + g * (b12_7 * s10)
+        gz = gz + g * (k12_50 * (b12_9 - b12_8 - s10 * z))
+        g = scale * tl.load(grow + (col12 + 3) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_13 * (-b12_12 - b12_10 * x))
+        gy = gy + g * (b12_14 * s9)
+        gz = gz + g * (b12_13 * (b12_16 - b12_15 - b12_10 * z))
+        g = scale * tl.load(grow + (col12 + 4) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_57 * (b12_23 + b12_17 * x - b12_19 * x))
+        gy = gy + g * (b12_24 * s8)
+        gz = gz + g * (k12_57 * (b12_25 + b12_17 * z - b12_19 * z))
+        g = scale * tl.load(grow + (col12 + 5) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_33 * (b12_32 + b12_26 * b12_27 - b12_26 * b12_28))
+        gy = gy + g * (b12_34 * s7)
+        gz = gz + g * (b12_33 * (b12_36 + b12_27 * b12_35 - b12_28 * b12_35))
+        g = scale * tl.load(grow + (col12 + 6) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_69 * (-b12_42 - b12_37 * b12_38 - b12_37 * b12_39 + 180.0 * s6 * yy1hh1 * x))
+        gy = gy + g * (b12_43 * s6)
+        gz = gz + g * (k12_69 * (b12_46 + b12_47 - b12_44 - b12_45 - b12_38 * b12_48 - b12_39 * b12_48 + 180.0 * s6 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col12 + 7) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_55 * (-b12_54 - b12_49 * b12_50 - b12_49 * b12_51 + 320.0 * s5 * yy1hh1 * x))
+        gy = gy + g * (b12_56 * s5)
+        gz = gz + g * (b12_55 * (b12_59 + b12_60 - b12_57 - b12_58 - b12_50 * b12_61 - b12_51 * b12_61 + 320.0 * s5 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col12 + 8) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_88 * (b12_72 + b12_62 * b12_63 + b12_62 * b12_64 - b12_62 * b12_65 - b12_62 * b12_66))
+        gy = gy + g * (b12_73 * s4)
+        gz = gz + g * (k12_88 * (b12_75 + b12_63 * b12_74 + b12_64 * b12_74 - b12_65 * b12_74 - b12_66 * b12_74))
+        g = scale * tl.load(grow + (col12 + 9) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_87 * (b12_86 + b12_76 * b12_77 + b12_76 * b12_78 - b12_76 * b12_79 - b12_76 * b12_80))
+        gy = gy + g * (b12_88 * s3)
+        gz = gz + g * (b12_87 * (b12_90 + b12_77 * b12_89 + b12_78 * b12_89 - b12_79 * b12_89 - b12_80 * b12_89))
+        g = scale * tl.load(grow + (col12 + 10) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_110 * (yy5 * z - b12_91 * z - b12_92 * z - b12_93 * z - b12_94 * b12_95 - b12_95 * b12_96 - b12_95 * b12_97 + 13.125 * yy3hh2 * z + 0.8203125 * yy1hh4 * z + 26.25 * s2 * yy3hh1 * x + 3.28125 * s2 * yy1hh3 * x))
+        gy = gy + g * (b12_98 * s2)
+        gz = gz + g * (k12_110 * (yy5 * x - b12_91 * x - b12_92 * x - b12_93 * x - b12_94 * b12_99 - b12_96 * b12_99 - b12_97 * b12_99 + 13.125 * yy3hh2 * x + 0.8203125 * yy1hh4 * x + 26.25 * s2 * yy3hh1 * z + 3.28125 * s2 * yy1hh3 * z))
+        g = scale * tl.load(grow + (col12 + 11) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_106 * (-b12_105 - b12_100 * b12_101 - b12_100 * b12_102 - b12_100 * b12_103 + b12_100 * 72.1875 * yy1hh3 + b12_100 * 165.0 * yy3hh1))
+        gy = gy + g * (b12_107 * x)
+        gz = gz + g * (b12_108)
+        g = scale * tl.load(grow + (col12 + 12) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_109 * x)
+        gy = gy + g * (15.0 * y * (4.0 * yy5 + 495.0 * yy3hh2 + 180.46875 * yy1hh4 - hh5 * 10.828125 - 577.5 * yy2hh3 - 110.0 * yy4hh1))
+        gz = gz + g * (b12_109 * z)
+        g = scale * tl.load(grow + (col12 + 13) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_108)
+        gy = gy + g * (b12_107 * z)
+        gz = gz + g * (b12_106 * (-b12_105 - b12_101 * b12_110 - b12_102 * b12_110 - b12_103 * b12_110 + b12_110 * 72.1875 * yy1hh3 + b12_110 * 165.0 * yy3hh1))
+        g = scale * tl.load(grow + (col12 + 14) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_110 * x * (b12_91 + b12_92 + b12_93 - b12_111 - b12_112 - b12_113 - yy5))
+        gy = gy + g * (b12_98 * c2)
+        gz = gz + g * (k12_110 * z * (b12_111 + b12_112 - b12_104 - b12_113 - b12_91 - b12_92 - b12_93))
+        g = scale * tl.load(grow + (col12 + 15) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_87 * (-b12_90 - b12_114 * b12_79 - b12_114 * b12_80 + c3 * hh3 * 120.0 * x + c3 * 4032.0 * yy2hh1 * x))
+        gy = gy + g * (b12_88 * c3)
+        gz = gz + g * (b12_87 * (b12_86 + b12_115 * b12_77 + b12_115 * b12_78 - b12_115 * b12_79 - b12_115 * b12_80))
+        g = scale * tl.load(grow + (col12 + 16) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_88 * (-b12_75 - b12_116 * b12_65 - b12_116 * b12_66 + c4 * hh3 * 0.01953125 * x + c4 * 4.375 * yy2hh1 * x))
+        gy = gy + g * (b12_73 * c4)
+        gz = gz + g * (k12_88 * (b12_72 + b12_117 * b12_63 + b12_117 * b12_64 - b12_117 * b12_65 - b12_117 * b12_66))
+        g = scale * tl.load(grow + (col12 + 17) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_55 * (b12_57 + b12_58 - b12_59 - b12_60 - b12_118 * b12_50 - b12_118 * b12_51 + c5 * 320.0 * yy1hh1 * x))
+        gy = gy + g * (b12_56 * c5)
+        gz = gz + g * (b12_55 * (-b12_54 - b12_119 * b12_50 - b12_119 * b12_51 + c5 * 320.0 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col12 + 18) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_69 * (b12_44 + b12_45 - b12_46 - b12_47 - b12_120 * b12_38 - b12_120 * b12_39 + c6 * 180.0 * yy1hh1 * x))
+        gy = gy + g * (b12_43 * c6)
+        gz = gz + g * (k12_69 * (-b12_42 - b12_121 * b12_38 - b12_121 * b12_39 + c6 * 180.0 * yy1hh1 * z))
+        g = scale * tl.load(grow + (col12 + 19) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_33 * (-b12_36 - b12_28 * c7 * x + c7 * hh1 * 20.0 * x))
+        gy = gy + g * (b12_34 * c7)
+        gz = gz + g * (b12_33 * (b12_32 + b12_122 * b12_27 - b12_122 * b12_28))
+        g = scale * tl.load(grow + (col12 + 20) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_57 * (-b12_25 - b12_123 * x + c8 * hh1 * x))
+        gy = gy + g * (b12_24 * c8)
+        gz = gz + g * (k12_57 * (b12_23 - b12_123 * z + c8 * hh1 * z))
+        g = scale * tl.load(grow + (col12 + 21) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (b12_13 * (b12_15 - b12_16 - b12_124 * x))
+        gy = gy + g * (b12_14 * c9)
+        gz = gz + g * (b12_13 * (-b12_12 - b12_124 * z))
+        g = scale * tl.load(grow + (col12 + 22) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (k12_50 * (b12_8 - b12_9 - c10 * x))
+        gy = gy + g * (b12_7 * c10)
+        gz = gz + g * (k12_50 * (-b12_6 - c10 * z))
+        g = scale * tl.load(grow + (col12 + 23) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (-b12_4)
+        gy = gy + g * (c11 * k12_1)
+        gz = gz + g * (b12_3)
+        g = scale * tl.load(grow + (col12 + 24) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)
+        gx = gx + g * (-b12_1)
+        gz = gz + g * (b12_0)
     if NORMALIZE:
         dot = tl.where(r >= eps, x * gx + y * gy + z * gz, 0.0)
         gx = inv * (gx - x * dot)

@@ -7,7 +7,8 @@ Backends:
   backward works); runs anywhere and under ``torch.compile``.
 * ``"triton"`` — the generated Triton kernels (:mod:`._generated_triton`): one launch evaluates every requested
   order into one output; one launch accumulates the whole gradient. CUDA tensors, or CPU tensors when the
-  environment has ``TRITON_INTERPRET=1`` (set before ``triton`` is first imported). Not twice differentiable.
+  environment has ``TRITON_INTERPRET=1`` (set before ``triton`` is first imported). The gradient is
+  differentiable: second derivatives (a loss on forces) differentiate the generated PyTorch backward, exactly.
 * ``"e3nn"`` — ``e3nn.o3.spherical_harmonics`` itself (reference).
 * ``"auto"`` — ``"triton"`` for CUDA tensors, ``"torch"`` otherwise.
 
@@ -23,12 +24,14 @@ finite (``dY_1/dv = sqrt(3) / 1e-12`` per unit upstream gradient, as in e3nn).
 
 from __future__ import annotations
 
-import numbers
 import os
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 from e3nn import o3
+
+from equinb.so3.orders import check_orders
 
 from . import _generated_torch
 from .conventions import (
@@ -48,9 +51,39 @@ E3NN_L_MAX = 12
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _input_parity(irreps: o3.Irreps) -> int:
-    """Parity of the input e3nn infers from requested irreps: a pseudovector (+1) if an odd order is even."""
-    return 1 if any(ir.l % 2 == 1 and ir.p == 1 for _, ir in irreps) else -1
+def _input_parity(L, irreps_in) -> int:
+    """Parity of the input: ``irreps_in``'s (``1o`` or ``1e``) or, without it, what e3nn infers from ``L``: a
+    pseudovector (+1) when an ``Irreps`` request has an odd order with even parity, a vector (-1) otherwise."""
+    if irreps_in is not None:
+        try:
+            parsed = o3.Irreps(irreps_in)
+        except (ValueError, AssertionError, TypeError):
+            parsed = None
+        if parsed not in (o3.Irreps("1x1o"), o3.Irreps("1x1e")):
+            raise ValueError(f"irreps_in must be a vector (1x1o) or a pseudovector (1x1e), got {irreps_in!r}")
+        return parsed[0].ir.p
+    if isinstance(L, o3.Irreps):
+        return 1 if any(ir.l % 2 == 1 and ir.p == 1 for _, ir in L) else -1
+    return -1
+
+
+def _parse(L, l_max: int, irreps_in=None) -> tuple[list[int], int]:
+    """Orders requested by ``L`` (see :func:`parse_orders`) and the parity of the input."""
+    if isinstance(L, str):
+        try:
+            L = o3.Irreps(L)
+        except (ValueError, AssertionError):
+            raise ValueError(f"L={L!r} is not a valid irreps string") from None
+    parity = _input_parity(L, irreps_in)
+    if isinstance(L, o3.Irreps):
+        for _, ir in L:
+            if ir.p != parity**ir.l:
+                raise ValueError(
+                    f"L={L} asks for l={ir.l} with parity {ir.p}; spherical harmonics of a "
+                    f"{'pseudo' if parity == 1 else ''}vector have parity {parity**ir.l} there"
+                )
+        L = [ir.l for mul, ir in L for _ in range(mul)]
+    return list(check_orders(L, l_max)), parity
 
 
 def parse_orders(L: int | list[int] | str | o3.Irreps, l_max: int = KERNEL_L_MAX) -> list[int]:
@@ -59,9 +92,10 @@ def parse_orders(L: int | list[int] | str | o3.Irreps, l_max: int = KERNEL_L_MAX
     Parameters
     ----------
     L
-        An int ``l``; a list or tuple of ints (any order, repeats allowed); an ``Irreps`` or its string, each
-        ``mul x l`` contributing ``l`` ``mul`` times. Irreps parities must be those of the spherical harmonics
-        of a vector (``(-1)**l``) or, when some odd order is even, of a pseudovector (all even), as in e3nn.
+        An int ``l``; any iterable of ints (a list, tuple, ``range``, numpy array; any order, repeats allowed);
+        an ``Irreps`` or its string, each ``mul x l`` contributing ``l`` ``mul`` times. Irreps parities must be
+        those of the spherical harmonics of a vector (``(-1)**l``) or, when some odd order is even, of a
+        pseudovector (all even), as in e3nn.
     l_max
         Highest order accepted.
 
@@ -73,38 +107,11 @@ def parse_orders(L: int | list[int] | str | o3.Irreps, l_max: int = KERNEL_L_MAX
     Raises
     ------
     ValueError
-        For an empty request, a non-integer or negative order, an order above ``l_max`` or inconsistent
-        parities.
+        For an invalid irreps string or inconsistent parities; for the order mistakes of
+        :func:`equinb.so3.check_orders` (empty request, non-integer, negative, above ``l_max``), with its
+        messages.
     """
-    if isinstance(L, str):
-        try:
-            L = o3.Irreps(L)
-        except (ValueError, AssertionError) as error:
-            raise ValueError(f"L={L!r} is not a valid irreps string: {error}") from None
-    if isinstance(L, o3.Irreps):
-        input_parity = _input_parity(L)
-        orders = []
-        for mul, ir in L:
-            if ir.p != input_parity**ir.l:
-                raise ValueError(
-                    f"L={L} asks for l={ir.l} with parity {ir.p}; spherical harmonics of a "
-                    f"{'pseudo' if input_parity == 1 else ''}vector have parity {input_parity**ir.l} there"
-                )
-            orders += [ir.l] * mul
-    elif isinstance(L, numbers.Integral) and not isinstance(L, bool):
-        orders = [int(L)]
-    elif isinstance(L, (list, tuple)):
-        orders = list(L)
-    else:
-        raise ValueError(f"L must be an int, a list of ints, an Irreps or its string, got {L!r}")
-    if not orders:
-        raise ValueError("L is empty: ask for at least one order")
-    for l in orders:
-        if isinstance(l, bool) or not isinstance(l, numbers.Integral) or l < 0:
-            raise ValueError(f"L holds {l!r}, which is not a non-negative integer order")
-        if l > l_max:
-            raise ValueError(f"L holds the order {l}; this backend supports orders up to {l_max}")
-    return [int(l) for l in orders]
+    return _parse(L, l_max)[0]
 
 
 def _check_vectors(vectors: torch.Tensor) -> None:
@@ -152,37 +159,90 @@ def _triton_tables(normalization: str, dtype: torch.dtype, device: torch.device)
     return constants, params.to(dtype=dtype, device=device)
 
 
-def _triton_launch(ctx, v: torch.Tensor) -> tuple[tuple[int], tuple, dict]:
+class _Call(NamedTuple):
+    """What one call evaluates: ``{l: first column}`` of its distinct orders, and its options."""
+
+    columns: dict[int, int]
+    normalize: bool
+    normalization: str
+    backend: str
+
+
+def _triton_launch(call: _Call, v: torch.Tensor) -> tuple[tuple[int], tuple, dict]:
     """Grid, leading kernel arguments after the tensors, and constexpr/column keywords for a call."""
     from . import _generated_triton
 
     n = v.shape[0]
     block = TRITON_BLOCK if v.is_cuda else min(INTERPRETER_BLOCK, max(16, 1 << (n - 1).bit_length()))
-    constants, params = _triton_tables(ctx.normalization, compute_dtype(v.dtype), v.device)
-    keywords = {f"col{l}": ctx.columns.get(l, 0) for l in range(_generated_triton.L_MAX + 1)}
-    keywords.update({f"H{l}": l in ctx.columns for l in range(_generated_triton.L_MAX + 1)})
-    keywords.update(MAXL=max(ctx.columns), NORMALIZE=ctx.normalize, BLOCK=block)
+    constants, params = _triton_tables(call.normalization, compute_dtype(v.dtype), v.device)
+    keywords = {f"col{l}": call.columns.get(l, 0) for l in range(_generated_triton.L_MAX + 1)}
+    keywords.update({f"H{l}": l in call.columns for l in range(_generated_triton.L_MAX + 1)})
+    keywords.update(MAXL=max(call.columns), NORMALIZE=call.normalize, BLOCK=block)
     return ((n + block - 1) // block,), (constants, params, n, v.stride(0), v.stride(1)), keywords
 
 
+def _torch_gradient(call: _Call, v: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """``grad_out^T dY/dv`` by the generated PyTorch backward: differentiable operations only, so autograd
+    differentiates it again (exact second and higher derivatives)."""
+    cdt = compute_dtype(v.dtype)
+    x, y, z = (v[:, i].to(cdt) for i in range(3))
+    grads = _generated_torch.backward(
+        x, y, z, call.normalize, NORMALIZE_EPS, call.columns, _scales(call.normalization), grad_out.to(cdt)
+    )
+    return torch.stack(grads, dim=-1).to(v.dtype)
+
+
+class _TritonGradient(torch.autograd.Function):
+    """``(v, grad_out) -> grad_out^T dY/dv`` by the Triton backward kernel, itself differentiable.
+
+    Its backward (the second derivatives, e.g. of a loss on forces) differentiates the generated PyTorch
+    backward, which computes the same function with the same analytic formulas in differentiable operations; so
+    the first derivative runs in one Triton launch, and double backward is exact rather than silently wrong.
+    """
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, grad_out: torch.Tensor, call: _Call) -> torch.Tensor:
+        from . import _generated_triton
+
+        ctx.call = call
+        ctx.save_for_backward(v, grad_out)
+        grid, (constants, params, n, s0, s1), keywords = _triton_launch(call, v)
+        grad_v = torch.empty((n, 3), dtype=v.dtype, device=v.device)
+        if n:
+            _generated_triton.backward_kernel[grid](
+                v, grad_out, grad_v, constants, params, n, s0, s1, grad_out.stride(0), grad_out.stride(1),
+                **keywords,
+            )
+        return grad_v
+
+    @staticmethod
+    def backward(ctx, grad_grad_v: torch.Tensor):
+        v, grad_out = ctx.saved_tensors
+        # torch.func.vjp differentiates at its own level: it stops at v and grad_out (autograd.grad would also run
+        # the caller's graph behind grad_out), and its result stays differentiable for higher orders.
+        _, vjp = torch.func.vjp(lambda v_, g_: _torch_gradient(ctx.call, v_, g_), v, grad_out)
+        grad_v, grad_grad_out = vjp(grad_grad_v)
+        return grad_v, grad_grad_out, None
+
+
 class _DecoupledSphericalHarmonics(torch.autograd.Function):
-    """``(N, 3) -> (N, sum(2l + 1))`` for distinct orders, with the generated analytic backward."""
+    """``(N, 3) -> (N, sum(2l + 1))`` for distinct orders, with the generated analytic backward (itself
+    differentiable on both backends)."""
 
     @staticmethod
     def forward(ctx, v: torch.Tensor, orders: tuple[int, ...], normalize: bool, normalization: str, backend: str):
-        ctx.columns = _layout(orders)
-        ctx.normalize, ctx.normalization, ctx.backend = normalize, normalization, backend
+        call = ctx.call = _Call(_layout(orders), normalize, normalization, backend)
         ctx.save_for_backward(v)
         out = v.new_empty((v.shape[0], sum(2 * l + 1 for l in orders)))
         if v.shape[0] == 0:
             return out
         if backend == "torch":
             x, y, z = (v[:, i].to(compute_dtype(v.dtype)) for i in range(3))
-            _generated_torch.forward(x, y, z, normalize, NORMALIZE_EPS, ctx.columns, _scales(normalization), out)
+            _generated_torch.forward(x, y, z, normalize, NORMALIZE_EPS, call.columns, _scales(normalization), out)
             return out
         from . import _generated_triton
 
-        grid, (constants, params, n, s0, s1), keywords = _triton_launch(ctx, v)
+        grid, (constants, params, n, s0, s1), keywords = _triton_launch(call, v)
         _generated_triton.forward_kernel[grid](v, out, constants, params, n, s0, s1, out.stride(0), **keywords)
         return out
 
@@ -190,22 +250,43 @@ class _DecoupledSphericalHarmonics(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         (v,) = ctx.saved_tensors
         if v.shape[0] == 0:
-            return torch.zeros_like(v), None, None, None, None
-        if ctx.backend == "torch":
-            cdt = compute_dtype(v.dtype)
-            x, y, z = (v[:, i].to(cdt) for i in range(3))
-            grads = _generated_torch.backward(
-                x, y, z, ctx.normalize, NORMALIZE_EPS, ctx.columns, _scales(ctx.normalization), grad_out.to(cdt)
-            )
-            return torch.stack(grads, dim=-1).to(v.dtype), None, None, None, None
-        from . import _generated_triton
-
-        grid, (constants, params, n, s0, s1), keywords = _triton_launch(ctx, v)
-        grad_v = torch.empty((n, 3), dtype=v.dtype, device=v.device)
-        _generated_triton.backward_kernel[grid](
-            v, grad_out, grad_v, constants, params, n, s0, s1, grad_out.stride(0), grad_out.stride(1), **keywords
-        )
+            grad_v = torch.zeros_like(v)
+        elif ctx.call.backend == "torch":
+            grad_v = _torch_gradient(ctx.call, v, grad_out)
+        else:
+            grad_v = _TritonGradient.apply(v, grad_out, ctx.call)
         return grad_v, None, None, None, None
+
+
+def _check_options(normalization: str, backend: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _gather_index(orders: tuple[int, ...]) -> list[int] | None:
+    """Columns of the distinct-order output that make up the requested layout (``None``: no repeats)."""
+    distinct = tuple(dict.fromkeys(orders))
+    if len(distinct) == len(orders):
+        return None
+    columns = _layout(distinct)
+    return [columns[l] + i for l in orders for i in range(2 * l + 1)]
+
+
+def _evaluate(orders: tuple[int, ...], vectors: torch.Tensor, normalize: bool, normalization: str, backend: str):
+    """Spherical harmonics of already validated ``orders`` (the shared body of the function and the module)."""
+    _check_vectors(vectors)
+    backend = _resolve_backend(backend, vectors.device)
+    if backend == "e3nn":
+        return o3.spherical_harmonics(list(orders), vectors, normalize, normalization)
+    distinct = tuple(dict.fromkeys(orders))
+    flat = vectors.reshape(-1, 3)
+    out = _DecoupledSphericalHarmonics.apply(flat, distinct, bool(normalize), normalization, backend)
+    index = _gather_index(orders)
+    if index is not None:  # repeated orders: gather the columns of each block
+        out = out[:, torch.tensor(index, device=out.device)]
+    return out.reshape(*vectors.shape[:-1], out.shape[-1])
 
 
 def spherical_harmonics(
@@ -220,7 +301,7 @@ def spherical_harmonics(
     Parameters
     ----------
     L
-        Orders: an int, a list of ints (any order, repeats allowed), an ``Irreps`` or its string.
+        Orders: an int, any iterable of ints (any order, repeats allowed), an ``Irreps`` or its string.
     vectors
         Tensor of shape ``(..., 3)``, float16/bfloat16/float32/float64, on any device.
     normalize
@@ -244,71 +325,65 @@ def spherical_harmonics(
     RuntimeError
         For ``backend="triton"`` on CPU tensors without ``TRITON_INTERPRET=1``.
     """
-    _check_vectors(vectors)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    backend = _resolve_backend(backend, vectors.device)
-    if backend == "e3nn":
-        parse_orders(L, E3NN_L_MAX)
-        return o3.spherical_harmonics(L, vectors, normalize, normalization)
-    orders = parse_orders(L)
-    distinct = tuple(dict.fromkeys(orders))
-    flat = vectors.reshape(-1, 3)
-    out = _DecoupledSphericalHarmonics.apply(flat, distinct, bool(normalize), normalization, backend)
-    if len(distinct) < len(orders):  # repeated orders: gather the columns of each block
-        columns = _layout(distinct)
-        index = [columns[l] + i for l in orders for i in range(2 * l + 1)]
-        out = out[:, torch.tensor(index, device=out.device)]
-    return out.reshape(*vectors.shape[:-1], out.shape[-1])
+    _check_options(normalization, backend)
+    orders = parse_orders(L, E3NN_L_MAX if backend == "e3nn" else KERNEL_L_MAX)
+    return _evaluate(tuple(orders), vectors, normalize, normalization, backend)
 
 
 class SphericalHarmonics(torch.nn.Module):
-    """Module form of :func:`spherical_harmonics` (a drop-in for ``e3nn.o3.SphericalHarmonics``).
+    """Module form of :func:`spherical_harmonics`, a drop-in for ``e3nn.o3.SphericalHarmonics``.
+
+    The request is parsed and validated once, here; calls only check the input tensor.
 
     Parameters
     ----------
-    L
-        Orders, as for :func:`spherical_harmonics` (checked here, once).
+    irreps_out
+        Orders, as for :func:`spherical_harmonics` (``L``).
     normalize
         Project inputs onto the unit sphere first.
     normalization
         ``"integral"``, ``"component"`` or ``"norm"``.
+    irreps_in
+        ``"1x1o"`` (a vector) or ``"1x1e"`` (a pseudovector), as in e3nn; ``None`` infers it from ``irreps_out``
+        (a pseudovector when an ``Irreps`` request has an odd order with even parity). It sets the parities of
+        :attr:`irreps_out` and, for an ``Irreps`` request, which parities are consistent; values do not depend
+        on it.
     backend
-        ``"auto"``, ``"triton"``, ``"torch"`` or ``"e3nn"``.
+        ``"auto"``, ``"triton"``, ``"torch"`` or ``"e3nn"`` (keyword only).
 
     Attributes
     ----------
-    irreps_out : e3nn.o3.Irreps
-        Irreps of the output, as e3nn's module reports them.
+    irreps_in, irreps_out : e3nn.o3.Irreps
+        Irreps of the input and of the output, as e3nn's module reports them.
+    orders : tuple of int
+        One order per output block, in output order.
     """
 
     def __init__(
         self,
-        L: int | list[int] | str | o3.Irreps,
+        irreps_out: int | list[int] | str | o3.Irreps,
         normalize: bool = True,
         normalization: str = "integral",
+        irreps_in=None,
+        *,
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        orders = parse_orders(L, E3NN_L_MAX if backend == "e3nn" else KERNEL_L_MAX)
-        parity = _input_parity(o3.Irreps(L)) if isinstance(L, (str, o3.Irreps)) else -1
-        self.L = L
-        self.orders = orders
+        _check_options(normalization, backend)
+        orders, parity = _parse(irreps_out, E3NN_L_MAX if backend == "e3nn" else KERNEL_L_MAX, irreps_in)
+        self.orders = tuple(orders)
         self.normalize = bool(normalize)
         self.normalization = normalization
         self.backend = backend
+        self.irreps_in = o3.Irreps([(1, (1, parity))])
         self.irreps_out = o3.Irreps([(1, (l, parity**l)) for l in orders]).simplify()
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         """Spherical harmonics of ``vectors`` (shape ``(..., 3)``)."""
-        return spherical_harmonics(self.L, vectors, self.normalize, self.normalization, self.backend)
+        return _evaluate(self.orders, vectors, self.normalize, self.normalization, self.backend)
 
     def extra_repr(self) -> str:
         return (
-            f"L={self.orders}, normalize={self.normalize}, normalization={self.normalization!r}, "
+            f"orders={list(self.orders)}, normalize={self.normalize}, normalization={self.normalization!r}, "
             f"backend={self.backend!r}"
         )

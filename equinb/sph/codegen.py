@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
@@ -156,6 +157,75 @@ def _used_constant_loads(loads: list[str], body: list[str]) -> list[str]:
     return [line for line in loads if line.split(" = ", 1)[0] in used]
 
 
+@dataclass(frozen=True)
+class Target:
+    """How one target language spells the parts of a program that differ between PyTorch and Triton.
+
+    Format fields: ``{l}`` order, ``{i}`` component index, ``{value}`` expression text.
+    """
+
+    name: str
+    guard: str  #: condition of the shared-term block first needed by order ``{l}``
+    order: tuple[str, ...]  #: lines opening the block of order ``{l}`` (guard, column, scale)
+    constant: str  #: an output that is the bare scale (``Y_00``)
+    store: str  #: write output ``{i}`` of order ``{l}``
+    upstream: str  #: read ``g`` = scale times the upstream gradient of output ``{i}`` of order ``{l}``
+    table: bool  #: constants that float32 cannot hold come from the ``k_ptr`` table (else double literals)
+
+
+TORCH = Target(
+    name="torch",
+    guard="l_max >= {l}",
+    order=("    if {l} in columns:", "        col = columns[{l}]", "        scale = scales[{l}]"),
+    constant="scale",
+    store="        out[:, col + {i}] = {value}",
+    upstream="        g = scale * grad_out[:, col + {i}]",
+    table=False,
+)
+
+TRITON = Target(
+    name="triton",
+    guard="MAXL >= {l}",
+    order=("    if H{l}:", "        scale = tl.load(p_ptr + {l})"),
+    constant="tl.zeros_like(x) + scale",
+    store="        tl.store(orow + col{l} + {i}, ({value}).to(out_ptr.dtype.element_ty), mask=mask)",
+    upstream=(
+        "        g = scale * tl.load(grow + (col{l} + {i}) * g_s1, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)"
+    ),
+    table=True,
+)
+
+
+def emit_program(target: Target, direction: str) -> list[str]:
+    """The body of a ``"forward"`` or ``"backward"`` pass in one target language, after its prologue.
+
+    Shared terms first (:func:`_shared_blocks`), then one guarded block per order: the table loads it reads
+    (Triton), its ``cse`` temporaries, and either its scaled outputs (forward) or the accumulation of
+    ``g_m * dY_m/dx_i`` into ``gx, gy, gz`` (backward; order 0 is constant and contributes nothing).
+    """
+    if direction not in ("forward", "backward"):
+        raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    index = {value: i for i, value in enumerate(constant_table())} if target.table else None
+    lines = _shared_blocks(direction, lambda k: target.guard.format(l=k), "    ")
+    for l in range(0 if direction == "forward" else 1, KERNEL_L_MAX + 1):
+        names, loads = _constant_names(l, index)
+        temporaries, results = getattr(order_program(l), direction)
+        body = [f"        {s.name} = {render(e, names)}" for s, e in temporaries]
+        for i, result in enumerate(results):
+            if direction == "forward":
+                value = target.constant if result == 1 else f"scale * ({render(result, names)})"
+                body.append(target.store.format(l=l, i=i, value=value))
+                continue
+            body.append(target.upstream.format(l=l, i=i))
+            for axis, partial in zip("xyz", result):
+                if partial != 0:
+                    body.append(f"        g{axis} = g{axis} + g * ({render(partial, names)})")
+        lines += [line.format(l=l) for line in target.order]
+        lines += [f"        {line}" for line in _used_constant_loads(loads, body)]
+        lines += body
+    return lines
+
+
 # ----------------------------------------------------------------------------------------------- PyTorch
 
 
@@ -183,16 +253,7 @@ def torch_source() -> str:
         "        x, y, z, _, _ = normalized(x, y, z, eps)",
         "    l_max = max(columns)",
     ]
-    out += _shared_blocks("forward", lambda k: f"l_max >= {k}", "    ")
-    for l in range(KERNEL_L_MAX + 1):
-        program = order_program(l)
-        names, _ = _constant_names(l, None)
-        temporaries, outputs = program.forward
-        out += [f"    if {l} in columns:", f"        col = columns[{l}]", f"        scale = scales[{l}]"]
-        out += [f"        {s.name} = {render(e, names)}" for s, e in temporaries]
-        for i, expr in enumerate(outputs):
-            value = "scale" if expr == 1 else f"scale * ({render(expr, names)})"
-            out.append(f"        out[:, col + {i}] = {value}")
+    out += emit_program(TORCH, "forward")
     out += [
         "",
         "",
@@ -205,18 +266,7 @@ def torch_source() -> str:
         "    gy = torch.zeros_like(x)",
         "    gz = torch.zeros_like(x)",
     ]
-    out += _shared_blocks("backward", lambda k: f"l_max >= {k}", "    ")
-    for l in range(1, KERNEL_L_MAX + 1):
-        program = order_program(l)
-        names, _ = _constant_names(l, None)
-        temporaries, gradients = program.backward
-        out += [f"    if {l} in columns:", f"        col = columns[{l}]", f"        scale = scales[{l}]"]
-        out += [f"        {s.name} = {render(e, names)}" for s, e in temporaries]
-        for i, grad in enumerate(gradients):
-            out.append(f"        g = scale * grad_out[:, col + {i}]")
-            for axis, partial in zip("xyz", grad):
-                if partial != 0:
-                    out.append(f"        g{axis} = g{axis} + g * ({render(partial, names)})")
+    out += emit_program(TORCH, "backward")
     out += [
         "    if normalize:",
         "        dot = torch.where(r >= eps, x * gx + y * gy + z * gz, 0.0)",
@@ -228,6 +278,13 @@ def torch_source() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ Triton
+
+#: Integer arguments of the kernels that multiply a row or column index: widened to int64 on entry, so that no
+#: offset wraps at 2**31 whatever the strides (Triton passes integers below 2**31 as int32).
+TRITON_STRIDES = {
+    "forward_kernel": ("v_s0", "v_s1", "out_s0"),
+    "backward_kernel": ("v_s0", "v_s1", "g_s0", "g_s1"),
+}
 
 
 def _triton_signature(name: str, leading: str) -> list[str]:
@@ -245,10 +302,12 @@ def _triton_signature(name: str, leading: str) -> list[str]:
     ]
 
 
-def _triton_prologue(backward: bool) -> list[str]:
-    """Row indices, the loads of ``x, y, z`` and their normalisation (keeping ``1/length`` for the backward)."""
+def _triton_prologue(name: str) -> list[str]:
+    """64-bit strides, row indices, the loads of ``x, y, z`` and their normalisation (keeping ``1/length`` for
+    the backward)."""
     return [
-        "    rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: no offset overflow",
+        *(f"    {stride} = tl.cast({stride}, tl.int64)" for stride in TRITON_STRIDES[name]),
+        "    rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
         "    mask = rows < N",
         "    vrow = v_ptr + rows * v_s0",
         "    x = tl.load(vrow, mask=mask, other=0.0).to(k_ptr.dtype.element_ty)",
@@ -258,7 +317,7 @@ def _triton_prologue(backward: bool) -> list[str]:
         f"        eps = tl.load(p_ptr + {KERNEL_L_MAX + 1})",
         "        r = tl.sqrt(x * x + y * y + z * z)",
         "        length = tl.maximum(r, eps)",
-        *(["        inv = 1.0 / length"] if backward else []),
+        *(["        inv = 1.0 / length"] if name == "backward_kernel" else []),
         "        x = x / length",
         "        y = y / length",
         "        z = z / length",
@@ -267,14 +326,12 @@ def _triton_prologue(backward: bool) -> list[str]:
 
 def triton_source() -> str:
     """Source of ``_generated_triton.py``."""
-    table = constant_table()
-    index = {value: i for i, value in enumerate(table)}
     out = [
         GENERATED_HEADER,
         '"""Decoupled real spherical harmonics as Triton kernels, orders 0..L_MAX (see equinb.sph.codegen).',
         "",
         "``k_ptr`` points to CONSTANTS in the compute dtype; ``p_ptr`` to the per-order normalisation scales",
-        "followed by the normalize epsilon, in the compute dtype.",
+        "followed by the normalize epsilon, in the compute dtype. Strides are widened to int64 on entry.",
         '"""',
         "",
         "import triton",
@@ -285,58 +342,29 @@ def triton_source() -> str:
         "#: Coefficients that float32 cannot hold exactly (doubles; exact values in the comments).",
         "CONSTANTS = (",
     ]
-    out += [f"    {as_double(value)!r},  # {value}" for value in table]
+    out += [f"    {as_double(value)!r},  # {value}" for value in constant_table()]
     out += [
         ")",
         "",
         "",
     ]
     out += _triton_signature("forward_kernel", "v_ptr, out_ptr, k_ptr, p_ptr, N, v_s0, v_s1, out_s0")
-    out += _triton_prologue(backward=False)
-    out += _shared_blocks("forward", lambda k: f"MAXL >= {k}", "    ")
+    out += _triton_prologue("forward_kernel")
     out += ["    orow = out_ptr + rows * out_s0"]
-    for l in range(KERNEL_L_MAX + 1):
-        program = order_program(l)
-        names, loads = _constant_names(l, index)
-        temporaries, outputs = program.forward
-        body = [f"        {s.name} = {render(e, names)}" for s, e in temporaries]
-        for i, expr in enumerate(outputs):
-            value = "tl.zeros_like(x) + scale" if expr == 1 else f"scale * ({render(expr, names)})"
-            body.append(
-                f"        tl.store(orow + col{l} + {i}, ({value}).to(out_ptr.dtype.element_ty), mask=mask)"
-            )
-        out += [f"    if H{l}:", f"        scale = tl.load(p_ptr + {l})"]
-        out += [f"        {line}" for line in _used_constant_loads(loads, body)]
-        out += body
+    out += emit_program(TRITON, "forward")
     out += [
         "",
         "",
     ]
     out += _triton_signature("backward_kernel", "v_ptr, g_ptr, gv_ptr, k_ptr, p_ptr, N, v_s0, v_s1, g_s0, g_s1")
-    out += _triton_prologue(backward=True)
-    out += _shared_blocks("backward", lambda k: f"MAXL >= {k}", "    ")
+    out += _triton_prologue("backward_kernel")
     out += [
         "    gx = tl.zeros_like(x)",
         "    gy = tl.zeros_like(x)",
         "    gz = tl.zeros_like(x)",
         "    grow = g_ptr + rows * g_s0",
     ]
-    for l in range(1, KERNEL_L_MAX + 1):
-        program = order_program(l)
-        names, loads = _constant_names(l, index)
-        temporaries, gradients = program.backward
-        body = [f"        {s.name} = {render(e, names)}" for s, e in temporaries]
-        for i, grad in enumerate(gradients):
-            body.append(
-                f"        g = scale * tl.load(grow + (col{l} + {i}) * g_s1, mask=mask, other=0.0)"
-                ".to(k_ptr.dtype.element_ty)"
-            )
-            for axis, partial in zip("xyz", grad):
-                if partial != 0:
-                    body.append(f"        g{axis} = g{axis} + g * ({render(partial, names)})")
-        out += [f"    if H{l}:", f"        scale = tl.load(p_ptr + {l})"]
-        out += [f"        {line}" for line in _used_constant_loads(loads, body)]
-        out += body
+    out += emit_program(TRITON, "backward")
     out += [
         "    if NORMALIZE:",
         "        dot = tl.where(r >= eps, x * gx + y * gy + z * gz, 0.0)",

@@ -280,10 +280,6 @@ class OrderProgram:
     forward_shared: tuple[SharedTerm, ...]
     backward_shared: tuple[SharedTerm, ...]
 
-    def substitute_constants(self, expr: sp.Expr) -> sp.Expr:
-        """``expr`` with the placeholders replaced by their exact values."""
-        return expr.xreplace(dict(self.constants))
-
 
 class _ConstantNamer:
     """Replaces the numeric coefficient of every product by a placeholder symbol (one per distinct value)."""
