@@ -82,14 +82,28 @@ class RunData:
     graphs: dict[str, list]
 
 
-def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), progress: bool = False) -> RunData:
+def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), progress: bool = False,
+             limit: int | None = None) -> RunData:
     """Graphs of a run's split parts, built exactly as the run built them (same graph kind and cutoff).
+
+    Parameters
+    ----------
+    run
+        A run folder with its persisted split.
+    parts
+        Which parts to build graphs of.
+    progress
+        Show QM9's loading progress.
+    limit
+        Build graphs of only the first ``limit`` molecules of each part (None: all); ``split`` stays whole.
 
     Raises
     ------
     ValueError
-        If the run has no persisted split or a part is unknown.
+        If the run has no persisted split, a part is unknown or ``limit`` is below 1.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be positive or None, got {limit}")
     if not run.file(SPLIT).is_file():
         raise ValueError(f"run {run.path} has no {SPLIT}")
     config = run.config
@@ -99,7 +113,8 @@ def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), pr
     for part in parts:
         if part not in split:
             raise ValueError(f"unknown split part {part!r}; the run has {sorted(split)}")
-        graphs[part] = data.make_dataset(arrays, split[part], graph=config["graph"], cutoff=config["graph_cutoff"])
+        graphs[part] = data.make_dataset(arrays, split[part][:limit], graph=config["graph"],
+                                         cutoff=config["graph_cutoff"])
     return RunData(arrays, split, graphs)
 
 

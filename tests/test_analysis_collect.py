@@ -97,3 +97,16 @@ def test_plot_usage_draws_one_panel_per_configuration_and_layer():
     axes = fig.axes
     assert len(axes) == 2 and [len(ax.patches) for ax in axes] == [3, 3]
     assert [bar.get_hatch() for bar in axes[0].patches] == [None, None, "//"]
+
+
+def test_run_data_limit_builds_only_the_first_graphs(sweep_csv):
+    from equinb.runs import RunFolder
+    from equinb.trained import run_data
+
+    folder = RunFolder(sweep_csv.parent / pd.read_csv(sweep_csv)["run"].iloc[0])
+    whole, first = run_data(folder, ["train"]), run_data(folder, ["train"], limit=3)
+    assert len(first.graphs["train"]) == 3 and len(first.split["train"]) == len(whole.split["train"]) > 3
+    for a, b in zip(first.graphs["train"], whole.graphs["train"]):
+        assert int(a.row) == int(b.row) and a.edge_index.equal(b.edge_index)
+    with pytest.raises(ValueError, match="limit must be positive or None, got 0"):
+        run_data(folder, ["train"], limit=0)

@@ -277,10 +277,9 @@ def load_test_set(run: RunFolder, n_molecules: int | None = None, device: str | 
     if n_molecules is not None and n_molecules < 1:
         raise ValueError(f"n_molecules must be positive or None, got {n_molecules}")
     model, target = load_model(run, device)
-    loaded = run_data(run, ["test"])
+    loaded = run_data(run, ["test"], limit=n_molecules)
     rows = np.asarray(loaded.split["test"][:n_molecules], dtype=np.int64)
-    graphs = loaded.graphs["test"][: len(rows)]
-    return TestSet(run, model, target, loaded.arrays, rows, graphs)
+    return TestSet(run, model, target, loaded.arrays, rows, loaded.graphs["test"])
 
 
 @torch.no_grad()
