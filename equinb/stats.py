@@ -7,7 +7,7 @@ than two values). Every verdict in the book is read off one of these, never off 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -52,8 +52,10 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
 
 
 def bootstrap_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL, n_boot: int = N_BOOT,
-                       seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``values`` and its percentile-bootstrap interval, resampling the values with replacement.
+                       seed: int = 0,
+                       statistic: Callable[[np.ndarray], float] | None = None) -> tuple[float, float, float]:
+    """A statistic of ``values`` (default: the mean) and its percentile-bootstrap interval, resampling items
+    with replacement.
 
     For a paired comparison pass the per-item differences (for example, per molecule, the absolute error with
     an order ablated minus the intact one): the interval is then that of the mean difference.
@@ -61,29 +63,35 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray, level: float = LEVE
     Parameters
     ----------
     values
-        ``(n,)`` per-item values (NaNs dropped).
+        ``(n,)`` per-item values, or ``(n, k)`` rows of a ``statistic`` (items with a NaN are dropped).
     level
         Confidence level.
     n_boot
         Resamples.
     seed
         Seed of the resampling.
+    statistic
+        Function of an ``(m, ...)`` array of resampled items to a number (default: the mean of 1-D values).
 
     Returns
     -------
     tuple of float
-        ``(mean, low, high)``; all NaN for no values, ``low, high`` NaN for one value.
+        ``(statistic, low, high)``; all NaN for no items, ``low, high`` NaN for one item.
     """
     _check_level(level)
     if n_boot < 1:
         raise ValueError(f"n_boot must be positive, got {n_boot}")
-    x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[np.isfinite(x)]
+    x = np.asarray(values, dtype=np.float64)
+    x = x.ravel() if statistic is None else x
     if len(x) == 0:
         return math.nan, math.nan, math.nan
+    x = x[np.isfinite(x).reshape(len(x), -1).all(axis=1)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    estimate = float(x.mean()) if statistic is None else float(statistic(x))
     if len(x) < 2:
-        return float(x.mean()), math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
-    return float(x.mean()), float(low), float(high)
+        return estimate, math.nan, math.nan
+    picks = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    resampled = x[picks].mean(axis=1) if statistic is None else np.array([statistic(x[p]) for p in picks])
+    low, high = np.quantile(resampled, [0.5 - level / 2, 0.5 + level / 2])
+    return estimate, float(low), float(high)

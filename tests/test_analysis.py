@@ -244,6 +244,8 @@ def test_predictability(test_set):
     assert table.loc[("noise", 0), "r2"] < 0.5
     assert table.loc[("noise", 0), "n_molecules"] == len(linear) - 2
     assert table.loc[("linear", "joint"), "n_features"] == 6
+    assert (table["r2_low"] <= table["r2"]).all() and (table["r2"] <= table["r2_high"]).all()
+    assert table.loc[("noise", 0), "r2_low"] < 0 and table.loc[("linear", 0), "r2_low"] > 0.98
     with pytest.raises(ValueError, match="shape"):
         analysis.predictability(layer, {"short": linear[:-1]})
 

@@ -61,3 +61,18 @@ def test_bootstrap_is_reproducible_and_rejects_bad_resamples():
     assert bootstrap_interval(values, seed=4) == bootstrap_interval(values, seed=4)
     with pytest.raises(ValueError, match="n_boot must be positive, got 0"):
         bootstrap_interval(values, n_boot=0)
+
+
+def test_bootstrap_of_a_statistic_of_rows():
+    # the correlation of (x, 2x + small noise) is near 1: its interval must sit just below 1 and contain the estimate
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=300)
+    rows = np.stack([x, 2 * x + rng.normal(scale=0.1, size=300)], axis=1)
+    rows[5, 1] = np.nan  # a row with a NaN is dropped, not the whole column
+
+    def corr(r):
+        return float(np.corrcoef(r[:, 0], r[:, 1])[0, 1])
+
+    estimate, low, high = bootstrap_interval(rows, n_boot=300, statistic=corr)
+    assert estimate == pytest.approx(corr(np.delete(rows, 5, axis=0)))
+    assert 0.99 < low <= estimate <= high < 1.0

@@ -23,6 +23,7 @@ Predictability (:func:`predictability`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -34,6 +35,7 @@ from .. import data, trained
 from ..model import EquivariantModel, InteractionBlock
 from ..runs import RunFolder
 from ..so3 import feature_slices
+from ..stats import LEVEL, bootstrap_interval
 from ..target import Target
 from ..trained import load_checkpoint, load_model, predict
 from .embeddings import LayerEmbeddings, TestSet, check_layer, check_orders
@@ -279,13 +281,21 @@ def message_share(previous: LayerEmbeddings, current: LayerEmbeddings) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def _r2(pairs: np.ndarray) -> float:
+    """R² of predictions ``pairs[:, 1]`` of values ``pairs[:, 0]``."""
+    residual = np.sum((pairs[:, 0] - pairs[:, 1]) ** 2)
+    total = np.sum((pairs[:, 0] - pairs[:, 0].mean()) ** 2)
+    return float(1 - residual / total) if total > 0 else math.nan
+
+
 def predictability(embeddings: LayerEmbeddings, targets: Mapping[str, np.ndarray], gram: bool = False,
-                   n_splits: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Cross-validated R² of ridge regressions from invariant embeddings to molecular properties.
+                   n_splits: int = 5, seed: int = 0, level: float = LEVEL, n_boot: int = 1000) -> pd.DataFrame:
+    """Cross-validated R² of ridge regressions from invariant embeddings to molecular properties, with intervals.
 
     For the joint embedding and each order ``l``: standardised invariant features
     (:meth:`~equinb.analysis.LayerEmbeddings.view`), ridge regression with its penalty chosen inside each
-    training fold, R² on the held-out fold, averaged over ``n_splits`` shuffled folds (seeded).
+    training fold; every molecule is predicted by the fold that held it out, and R² is that of the pooled
+    held-out predictions, with a bootstrap interval over molecules.
 
     Parameters
     ----------
@@ -297,16 +307,18 @@ def predictability(embeddings: LayerEmbeddings, targets: Mapping[str, np.ndarray
     gram
         Use Gram-matrix invariants instead of norms.
     n_splits, seed
-        Cross-validation folds and their shuffling seed.
+        Cross-validation folds and their shuffling seed (also the bootstrap's seed).
+    level, n_boot
+        The R² interval.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (target, order): ``layer``, ``target``, ``l`` (``"joint"`` or the order), ``r2``,
-        ``n_molecules``, ``n_features``.
+        One row per (target, order): ``layer``, ``target``, ``l`` (``"joint"`` or the order), ``r2``, ``r2_low``,
+        ``r2_high``, ``n_molecules``, ``n_features``.
     """
     from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -320,7 +332,9 @@ def predictability(embeddings: LayerEmbeddings, targets: Mapping[str, np.ndarray
         for l in ["joint", *embeddings.orders]:
             features = embeddings.view(None if l == "joint" else l, "invariant", gram)[keep]
             model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-            scores = cross_val_score(model, features, values[keep], cv=folds, scoring="r2")
-            rows.append({"layer": embeddings.layer, "target": target, "l": l, "r2": float(np.mean(scores)),
-                         "n_molecules": int(keep.sum()), "n_features": features.shape[1]})
+            held_out = cross_val_predict(model, features, values[keep], cv=folds)
+            r2, low, high = bootstrap_interval(np.stack([values[keep], held_out], axis=1), level, n_boot, seed,
+                                               statistic=_r2)
+            rows.append({"layer": embeddings.layer, "target": target, "l": l, "r2": r2, "r2_low": low,
+                         "r2_high": high, "n_molecules": int(keep.sum()), "n_features": features.shape[1]})
     return pd.DataFrame(rows)
