@@ -10,12 +10,22 @@ import math
 
 import matplotlib
 import mpmath
+import pandas as pd
+import pytest
 import torch
 
 matplotlib.use("Agg")
 
-from equinb.sph.accuracy import KINDS, accuracy_study, available_backends, ground_truth, sample_vectors
-from equinb.sph.plots import plot_accuracy
+from equinb.sph.accuracy import (
+    KINDS,
+    accuracy_study,
+    available_backends,
+    error_ratios,
+    ground_truth,
+    orders_beyond,
+    sample_vectors,
+)
+from equinb.sph.plots import plot_accuracy, plot_error_ratios
 
 
 def test_sample_families():
@@ -54,3 +64,22 @@ def test_study_format_and_float64_accuracy():
     assert (fp32.max_rel < 1e-5).all()
     figure = plot_accuracy(table, quantity="gradient", title="smoke")
     assert len(figure.axes) == 2
+
+
+def test_error_ratios_and_the_orders_where_one_implementation_loses():
+    rows = []
+    for backend, factor in (("torch", {0: 0.0, 1: 1.0, 2: 3.0, 3: 0.25}), ("e3nn", {0: 0.0, 1: 1.0, 2: 1.0, 3: 1.0})):
+        for kind, worst in (("sphere", 1.0), ("near_pole", 0.5)):  # the worst family is the one kept
+            for l, f in factor.items():
+                for quantity in ("value", "gradient"):
+                    rows.append({"backend": backend, "dtype": "float32", "kind": kind, "l": l, "quantity": quantity,
+                                 "max_abs": 0.0, "median_abs": 0.0, "max_rel": f * worst * 1e-6,
+                                 "median_rel": f * worst * 1e-7})
+    table = pd.concat([pd.DataFrame(rows), pd.DataFrame(rows).assign(backend="sphericart")])
+    ratios = error_ratios(table, dtypes=("float32",))
+    assert ratios.loc[("value", "float32", 2), "ratio_max"] == pytest.approx(3.0)
+    assert ratios.loc[("value", "float32", 2), "torch_max_rel"] == pytest.approx(3e-6)
+    assert math.isnan(ratios.loc[("value", "float32", 0), "ratio_median"])  # 0 / 0: no verdict
+    beyond = orders_beyond(ratios)
+    assert beyond[("value", "float32", "worse")] == [2] and beyond[("gradient", "float32", "better")] == [3]
+    assert len(plot_error_ratios(ratios).axes) == 2

@@ -273,3 +273,51 @@ def accuracy_study(
                             }
                         )
     return pd.DataFrame(rows)
+
+
+def error_ratios(
+    table: pd.DataFrame, backend: str = "torch", reference: str = "e3nn", dtypes=("float32", "float64")
+) -> pd.DataFrame:
+    """Errors of ``backend`` over those of ``reference`` per quantity, dtype and order (worst input family).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`accuracy_study` holding both implementations.
+    backend, reference
+        The two implementations compared (by default the decoupled polynomials against e3nn's recursion).
+    dtypes
+        Dtypes kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(quantity, dtype, l)``; columns ``max_rel`` and ``median_rel`` of both implementations (each the
+        largest over the input families) and ``ratio_max``, ``ratio_median`` (``backend / reference``; ``NaN``
+        where either error is zero, as for the constant ``Y_0``).
+    """
+    data = table[table.dtype.isin(dtypes) & table.backend.isin([backend, reference])]
+    worst = data.groupby(["quantity", "dtype", "l", "backend"])[["max_rel", "median_rel"]].max().unstack("backend")
+    out = pd.DataFrame(index=worst.index)
+    for statistic, name in (("max_rel", "max"), ("median_rel", "median")):
+        ours, theirs = worst[statistic][backend], worst[statistic][reference]
+        out[f"{backend}_{statistic}"], out[f"{reference}_{statistic}"] = ours, theirs
+        out[f"ratio_{name}"] = (ours / theirs).where((ours > 0) & (theirs > 0))
+    return out
+
+
+def orders_beyond(ratios: pd.DataFrame, factor: float = 2.0, column: str = "ratio_max") -> dict[tuple, list[int]]:
+    """Orders where one implementation's error exceeds the other's by more than ``factor``.
+
+    Returns
+    -------
+    dict
+        ``{(quantity, dtype, "worse" | "better"): [l, ...]}``: ``worse`` where ``ratio > factor``, ``better``
+        where ``ratio < 1 / factor``.
+    """
+    result = {}
+    for (quantity, dtype), block in ratios[column].groupby(level=["quantity", "dtype"]):
+        block = block.droplevel(["quantity", "dtype"])
+        result[(quantity, dtype, "worse")] = [int(l) for l in block.index[block > factor]]
+        result[(quantity, dtype, "better")] = [int(l) for l in block.index[block < 1 / factor]]
+    return result

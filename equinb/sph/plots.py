@@ -98,3 +98,40 @@ def plot_accuracy(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_error_ratios(ratios: pd.DataFrame, label: str = "decoupled / e3nn recursion") -> plt.Figure:
+    """Ratio of two implementations' errors against the order, one panel per quantity, one line per dtype.
+
+    Parameters
+    ----------
+    ratios
+        Output of :func:`equinb.sph.accuracy.error_ratios`.
+    label
+        What the ratio compares (y-axis label).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Solid lines: ratio of the largest errors; dashed: of the median errors; a grey band marks a factor of 2
+        either way.
+    """
+    quantities = list(dict.fromkeys(ratios.index.get_level_values("quantity")))
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 3.2), squeeze=False, sharey=True)
+    colours = {"float32": "tab:orange", "float64": "tab:purple"}
+    for ax, quantity in zip(axes[0], quantities):
+        for dtype, block in ratios.loc[quantity].groupby(level="dtype"):
+            block = block.droplevel("dtype")
+            colour = colours.get(dtype)
+            ax.plot(block.index, block.ratio_max, marker="o", ms=3, color=colour, label=f"{dtype}, largest")
+            ax.plot(block.index, block.ratio_median, ls="--", color=colour, label=f"{dtype}, median")
+        ax.axhspan(0.5, 2.0, color="0.9", zorder=0)
+        ax.axhline(1.0, color="0.5", lw=0.8)
+        ax.set_yscale("log", base=2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{quantity}s")
+        ax.set_xlabel("order $l$")
+    axes[0, 0].set_ylabel(f"relative error, {label}")
+    axes[0, -1].legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
