@@ -13,11 +13,14 @@ def normalized(x, y, z, eps):
     return x / length, y / length, z / length, r, 1.0 / length
 
 
-def forward(x, y, z, normalize, eps, columns, scales, out):
-    """Write ``scales[l] * Y_l(v)`` into ``out[:, columns[l] : columns[l] + 2l + 1]`` for each l."""
+def forward(x, y, z, normalize, eps, columns, scales):
+    """``{l: [scales[l] * Y_lm(v) for m]}`` for each l in ``columns``: one tensor per component, for the
+    caller to stack once (a compiler then computes each component once, instead of rewriting a buffer
+    column by column)."""
     if normalize:
         x, y, z, _, _ = normalized(x, y, z, eps)
     l_max = max(columns)
+    out = {}
     if l_max >= 2:
         yy1 = y * y
         hh1 = x * x + z * z
@@ -79,117 +82,117 @@ def forward(x, y, z, normalize, eps, columns, scales, out):
         c12 = c11 * z - s11 * x
         s12 = c11 * x + s11 * z
     if 0 in columns:
-        col = columns[0]
         scale = scales[0]
-        out[:, col + 0] = scale
+        block = out[0] = []
+        block.append(torch.full_like(x, scale))
     if 1 in columns:
-        col = columns[1]
         scale = scales[1]
-        out[:, col + 0] = scale * (1.7320508075688772 * x)
-        out[:, col + 1] = scale * (1.7320508075688772 * y)
-        out[:, col + 2] = scale * (1.7320508075688772 * z)
+        block = out[1] = []
+        block.append(scale * (1.7320508075688772 * x))
+        block.append(scale * (1.7320508075688772 * y))
+        block.append(scale * (1.7320508075688772 * z))
     if 2 in columns:
-        col = columns[2]
         scale = scales[2]
+        block = out[2] = []
         f2_0 = 3.872983346207417 * y
-        out[:, col + 0] = scale * (1.9364916731037085 * s2)
-        out[:, col + 1] = scale * (f2_0 * x)
-        out[:, col + 2] = scale * (2.23606797749979 * yy1 - hh1 * 1.118033988749895)
-        out[:, col + 3] = scale * (f2_0 * z)
-        out[:, col + 4] = scale * (c2 * 1.9364916731037085)
+        block.append(scale * (1.9364916731037085 * s2))
+        block.append(scale * (f2_0 * x))
+        block.append(scale * (2.23606797749979 * yy1 - hh1 * 1.118033988749895))
+        block.append(scale * (f2_0 * z))
+        block.append(scale * (c2 * 1.9364916731037085))
     if 3 in columns:
-        col = columns[3]
         scale = scales[3]
+        block = out[3] = []
         f3_0 = 5.123475382979799 * y
         f3_1 = 6.48074069840786 * yy1 - hh1 * 1.620185174601965
-        out[:, col + 0] = scale * (2.091650066335189 * s3)
-        out[:, col + 1] = scale * (f3_0 * s2)
-        out[:, col + 2] = scale * (f3_1 * x)
-        out[:, col + 3] = scale * (y * (2.6457513110645907 * yy1 - hh1 * 3.968626966596886))
-        out[:, col + 4] = scale * (f3_1 * z)
-        out[:, col + 5] = scale * (c2 * f3_0)
-        out[:, col + 6] = scale * (c3 * 2.091650066335189)
+        block.append(scale * (2.091650066335189 * s3))
+        block.append(scale * (f3_0 * s2))
+        block.append(scale * (f3_1 * x))
+        block.append(scale * (y * (2.6457513110645907 * yy1 - hh1 * 3.968626966596886)))
+        block.append(scale * (f3_1 * z))
+        block.append(scale * (c2 * f3_0))
+        block.append(scale * (c3 * 2.091650066335189))
     if 4 in columns:
-        col = columns[4]
         scale = scales[4]
+        block = out[4] = []
         f4_0 = 6.274950199005566 * y
         f4_1 = 10.062305898749054 * yy1 - hh1 * 1.6770509831248424
         f4_2 = y * (9.486832980505138 * yy1 - hh1 * 7.115124735378854)
-        out[:, col + 0] = scale * (2.218529918662356 * s4)
-        out[:, col + 1] = scale * (f4_0 * s3)
-        out[:, col + 2] = scale * (f4_1 * s2)
-        out[:, col + 3] = scale * (f4_2 * x)
-        out[:, col + 4] = scale * (hh2 * 1.125 + 3.0 * yy2 - 9.0 * yy1hh1)
-        out[:, col + 5] = scale * (f4_2 * z)
-        out[:, col + 6] = scale * (c2 * f4_1)
-        out[:, col + 7] = scale * (c3 * f4_0)
-        out[:, col + 8] = scale * (c4 * 2.218529918662356)
+        block.append(scale * (2.218529918662356 * s4))
+        block.append(scale * (f4_0 * s3))
+        block.append(scale * (f4_1 * s2))
+        block.append(scale * (f4_2 * x))
+        block.append(scale * (hh2 * 1.125 + 3.0 * yy2 - 9.0 * yy1hh1))
+        block.append(scale * (f4_2 * z))
+        block.append(scale * (c2 * f4_1))
+        block.append(scale * (c3 * f4_0))
+        block.append(scale * (c4 * 2.218529918662356))
     if 5 in columns:
-        col = columns[5]
         scale = scales[5]
+        block = out[5] = []
         f5_0 = 7.358031326380718 * y
         f5_1 = 13.874436925511608 * yy1 - hh1 * 1.734304615688951
         f5_2 = y * (16.99264546796643 * yy1 - hh1 * 8.496322733983215)
         f5_3 = hh2 * 1.6056540723331412 + 12.84523257866513 * yy2 - 19.267848867997692 * yy1hh1
-        out[:, col + 0] = scale * (2.3268138086232857 * s5)
-        out[:, col + 1] = scale * (f5_0 * s4)
-        out[:, col + 2] = scale * (f5_1 * s3)
-        out[:, col + 3] = scale * (f5_2 * s2)
-        out[:, col + 4] = scale * (f5_3 * x)
-        out[:, col + 5] = scale * (y * (hh2 * 6.218671481916375 + 3.3166247903554 * yy2 - 16.583123951777 * yy1hh1))
-        out[:, col + 6] = scale * (f5_3 * z)
-        out[:, col + 7] = scale * (c2 * f5_2)
-        out[:, col + 8] = scale * (c3 * f5_1)
-        out[:, col + 9] = scale * (c4 * f5_0)
-        out[:, col + 10] = scale * (c5 * 2.3268138086232857)
+        block.append(scale * (2.3268138086232857 * s5))
+        block.append(scale * (f5_0 * s4))
+        block.append(scale * (f5_1 * s3))
+        block.append(scale * (f5_2 * s2))
+        block.append(scale * (f5_3 * x))
+        block.append(scale * (y * (hh2 * 6.218671481916375 + 3.3166247903554 * yy2 - 16.583123951777 * yy1hh1)))
+        block.append(scale * (f5_3 * z))
+        block.append(scale * (c2 * f5_2))
+        block.append(scale * (c3 * f5_1))
+        block.append(scale * (c4 * f5_0))
+        block.append(scale * (c5 * 2.3268138086232857))
     if 6 in columns:
-        col = columns[6]
         scale = scales[6]
+        block = out[6] = []
         f6_0 = 8.38944649544891 * y
         f6_1 = 17.88636002656773 * yy1 - hh1 * 1.7886360026567731
         f6_2 = y * (26.124700955226263 * yy1 - hh1 * 9.79676285820985)
         f6_3 = hh2 * 1.6327938097016415 + 26.124700955226263 * yy2 - 26.124700955226263 * yy1hh1
         f6_4 = y * (hh2 * 10.32669477616144 + 16.522711641858304 * yy2 - 41.30677910464576 * yy1hh1)
-        out[:, col + 0] = scale * (2.4218245962496954 * s6)
-        out[:, col + 1] = scale * (f6_0 * s5)
-        out[:, col + 2] = scale * (f6_1 * s4)
-        out[:, col + 3] = scale * (f6_2 * s3)
-        out[:, col + 4] = scale * (f6_3 * s2)
-        out[:, col + 5] = scale * (f6_4 * x)
-        out[:, col + 6] = scale * (3.605551275463989 * yy3 + 20.28122592448494 * yy1hh2 - hh3 * 1.1267347735824966 - 27.04163456597992 * yy2hh1)
-        out[:, col + 7] = scale * (f6_4 * z)
-        out[:, col + 8] = scale * (c2 * f6_3)
-        out[:, col + 9] = scale * (c3 * f6_2)
-        out[:, col + 10] = scale * (c4 * f6_1)
-        out[:, col + 11] = scale * (c5 * f6_0)
-        out[:, col + 12] = scale * (c6 * 2.4218245962496954)
+        block.append(scale * (2.4218245962496954 * s6))
+        block.append(scale * (f6_0 * s5))
+        block.append(scale * (f6_1 * s4))
+        block.append(scale * (f6_2 * s3))
+        block.append(scale * (f6_3 * s2))
+        block.append(scale * (f6_4 * x))
+        block.append(scale * (3.605551275463989 * yy3 + 20.28122592448494 * yy1hh2 - hh3 * 1.1267347735824966 - 27.04163456597992 * yy2hh1))
+        block.append(scale * (f6_4 * z))
+        block.append(scale * (c2 * f6_3))
+        block.append(scale * (c3 * f6_2))
+        block.append(scale * (c4 * f6_1))
+        block.append(scale * (c5 * f6_0))
+        block.append(scale * (c6 * 2.4218245962496954))
     if 7 in columns:
-        col = columns[7]
         scale = scales[7]
+        block = out[7] = []
         f7_0 = 9.379686328710571 * y
         f7_1 = 22.074093979142155 * yy1 - hh1 * 1.8395078315951796
         f7_2 = y * (36.79015663190359 * yy1 - hh1 * 11.037046989571078)
         f7_3 = hh2 * 1.6638974389967671 + 44.37059837324712 * yy2 - 33.27794877993534 * yy1hh1
         f7_4 = y * (hh2 * 11.765531623135438 + 37.6497011940334 * yy2 - 62.74950199005566 * yy1hh1)
         f7_5 = 20.493901531919196 * yy3 + 38.426065372348496 * yy1hh2 - hh3 * 1.6010860571811873 - 76.85213074469699 * yy2hh1
-        out[:, col + 0] = scale * (2.5068266169601756 * s7)
-        out[:, col + 1] = scale * (f7_0 * s6)
-        out[:, col + 2] = scale * (f7_1 * s5)
-        out[:, col + 3] = scale * (f7_2 * s4)
-        out[:, col + 4] = scale * (f7_3 * s3)
-        out[:, col + 5] = scale * (f7_4 * s2)
-        out[:, col + 6] = scale * (f7_5 * x)
-        out[:, col + 7] = scale * (y * (3.872983346207417 * yy3 + 50.83290641897235 * yy1hh2 - hh3 * 8.472151069828724 - 40.66632513517788 * yy2hh1))
-        out[:, col + 8] = scale * (f7_5 * z)
-        out[:, col + 9] = scale * (c2 * f7_4)
-        out[:, col + 10] = scale * (c3 * f7_3)
-        out[:, col + 11] = scale * (c4 * f7_2)
-        out[:, col + 12] = scale * (c5 * f7_1)
-        out[:, col + 13] = scale * (c6 * f7_0)
-        out[:, col + 14] = scale * (c7 * 2.5068266169601756)
+        block.append(scale * (2.5068266169601756 * s7))
+        block.append(scale * (f7_0 * s6))
+        block.append(scale * (f7_1 * s5))
+        block.append(scale * (f7_2 * s4))
+        block.append(scale * (f7_3 * s3))
+        block.append(scale * (f7_4 * s2))
+        block.append(scale * (f7_5 * x))
+        block.append(scale * (y * (3.872983346207417 * yy3 + 50.83290641897235 * yy1hh2 - hh3 * 8.472151069828724 - 40.66632513517788 * yy2hh1)))
+        block.append(scale * (f7_5 * z))
+        block.append(scale * (c2 * f7_4))
+        block.append(scale * (c3 * f7_3))
+        block.append(scale * (c4 * f7_2))
+        block.append(scale * (c5 * f7_1))
+        block.append(scale * (c6 * f7_0))
+        block.append(scale * (c7 * 2.5068266169601756))
     if 8 in columns:
-        col = columns[8]
         scale = scales[8]
+        block = out[8] = []
         f8_0 = 10.33591092683659 * y
         f8_1 = 26.4189873126318 * yy1 - hh1 * 1.8870705223308428
         f8_2 = y * (48.918458939341086 * yy1 - hh1 * 12.229614734835272)
@@ -197,26 +200,26 @@ def forward(x, y, z, normalize, eps, columns, scales, out):
         f8_4 = y * (hh2 * 13.13671352308103 + 70.06247212309883 * yy2 - 87.57809015387353 * yy1hh1)
         f8_5 = 51.74456493198102 * yy3 + 48.510529623732204 * yy1hh2 - hh3 * 1.6170176541244068 - 129.36141232995254 * yy2hh1
         f8_6 = y * (24.73863375370596 * yy3 + 108.23152267246358 * yy1hh2 - hh3 * 13.528940334057948 - 129.8778272069563 * yy2hh1)
-        out[:, col + 0] = scale * (2.5839777317091475 * s8)
-        out[:, col + 1] = scale * (f8_0 * s7)
-        out[:, col + 2] = scale * (f8_1 * s6)
-        out[:, col + 3] = scale * (f8_2 * s5)
-        out[:, col + 4] = scale * (f8_3 * s4)
-        out[:, col + 5] = scale * (f8_4 * s3)
-        out[:, col + 6] = scale * (f8_5 * s2)
-        out[:, col + 7] = scale * (f8_6 * x)
-        out[:, col + 8] = scale * (hh4 * 1.1274116945048291 + 108.23152267246358 * yy2hh2 + 4.123105625617661 * yy4 - 57.723478758647246 * yy3hh1 - 36.07717422415453 * yy1hh3)
-        out[:, col + 9] = scale * (f8_6 * z)
-        out[:, col + 10] = scale * (c2 * f8_5)
-        out[:, col + 11] = scale * (c3 * f8_4)
-        out[:, col + 12] = scale * (c4 * f8_3)
-        out[:, col + 13] = scale * (c5 * f8_2)
-        out[:, col + 14] = scale * (c6 * f8_1)
-        out[:, col + 15] = scale * (c7 * f8_0)
-        out[:, col + 16] = scale * (c8 * 2.5839777317091475)
+        block.append(scale * (2.5839777317091475 * s8))
+        block.append(scale * (f8_0 * s7))
+        block.append(scale * (f8_1 * s6))
+        block.append(scale * (f8_2 * s5))
+        block.append(scale * (f8_3 * s4))
+        block.append(scale * (f8_4 * s3))
+        block.append(scale * (f8_5 * s2))
+        block.append(scale * (f8_6 * x))
+        block.append(scale * (hh4 * 1.1274116945048291 + 108.23152267246358 * yy2hh2 + 4.123105625617661 * yy4 - 57.723478758647246 * yy3hh1 - 36.07717422415453 * yy1hh3))
+        block.append(scale * (f8_6 * z))
+        block.append(scale * (c2 * f8_5))
+        block.append(scale * (c3 * f8_4))
+        block.append(scale * (c4 * f8_3))
+        block.append(scale * (c5 * f8_2))
+        block.append(scale * (c6 * f8_1))
+        block.append(scale * (c7 * f8_0))
+        block.append(scale * (c8 * 2.5839777317091475))
     if 9 in columns:
-        col = columns[9]
         scale = scales[9]
+        block = out[9] = []
         f9_0 = 11.263297804879628 * y
         f9_1 = 30.90623420120931 * yy1 - hh1 * 1.9316396375755818
         f9_2 = y * (62.453029224970344 * yy1 - hh1 * 13.382791976779359)
@@ -225,28 +228,28 @@ def forward(x, y, z, normalize, eps, columns, scales, out):
         f9_5 = 104.74970167021957 * yy3 + 58.921707189498505 * yy1hh2 - hh3 * 1.6367140885971807 - 196.40569063166168 * yy2hh1
         f9_6 = y * (68.57477670397476 * yy3 + 150.0073240399448 * yy1hh2 - hh3 * 15.00073240399448 - 240.01171846391168 * yy2hh1)
         f9_7 = hh4 * 1.5990834471952207 + 29.24038303442689 * yy4 + 255.8533515512353 * yy2hh2 - 204.68268124098825 * yy3hh1 - 63.96333788780883 * yy1hh3
-        out[:, col + 0] = scale * (2.65478475211798 * s9)
-        out[:, col + 1] = scale * (f9_0 * s8)
-        out[:, col + 2] = scale * (f9_1 * s7)
-        out[:, col + 3] = scale * (f9_2 * s6)
-        out[:, col + 4] = scale * (f9_3 * s5)
-        out[:, col + 5] = scale * (f9_4 * s4)
-        out[:, col + 6] = scale * (f9_5 * s3)
-        out[:, col + 7] = scale * (f9_6 * s2)
-        out[:, col + 8] = scale * (f9_7 * x)
-        out[:, col + 9] = scale * (y * (hh4 * 10.726977868869627 + 4.358898943540674 * yy4 + 205.95797508229683 * yy2hh2 - 78.46018098373213 * yy3hh1 - 114.42109726794268 * yy1hh3))
-        out[:, col + 10] = scale * (f9_7 * z)
-        out[:, col + 11] = scale * (c2 * f9_6)
-        out[:, col + 12] = scale * (c3 * f9_5)
-        out[:, col + 13] = scale * (c4 * f9_4)
-        out[:, col + 14] = scale * (c5 * f9_3)
-        out[:, col + 15] = scale * (c6 * f9_2)
-        out[:, col + 16] = scale * (c7 * f9_1)
-        out[:, col + 17] = scale * (c8 * f9_0)
-        out[:, col + 18] = scale * (c9 * 2.65478475211798)
+        block.append(scale * (2.65478475211798 * s9))
+        block.append(scale * (f9_0 * s8))
+        block.append(scale * (f9_1 * s7))
+        block.append(scale * (f9_2 * s6))
+        block.append(scale * (f9_3 * s5))
+        block.append(scale * (f9_4 * s4))
+        block.append(scale * (f9_5 * s3))
+        block.append(scale * (f9_6 * s2))
+        block.append(scale * (f9_7 * x))
+        block.append(scale * (y * (hh4 * 10.726977868869627 + 4.358898943540674 * yy4 + 205.95797508229683 * yy2hh2 - 78.46018098373213 * yy3hh1 - 114.42109726794268 * yy1hh3)))
+        block.append(scale * (f9_7 * z))
+        block.append(scale * (c2 * f9_6))
+        block.append(scale * (c3 * f9_5))
+        block.append(scale * (c4 * f9_4))
+        block.append(scale * (c5 * f9_3))
+        block.append(scale * (c6 * f9_2))
+        block.append(scale * (c7 * f9_1))
+        block.append(scale * (c8 * f9_0))
+        block.append(scale * (c9 * 2.65478475211798))
     if 10 in columns:
-        col = columns[10]
         scale = scales[10]
+        block = out[10] = []
         f10_0 = 12.16575208039522 * y
         f10_1 = 35.523820648912384 * yy1 - hh1 * 1.9735455916062434
         f10_2 = y * (77.34687493687123 * yy1 - hh1 * 14.502539050663357)
@@ -256,30 +259,30 @@ def forward(x, y, z, normalize, eps, columns, scales, out):
         f10_6 = y * (150.07498125936914 * yy3 + 196.973412902922 * yy1hh2 - hh3 * 16.414451075243502 - 393.946825805844 * yy2hh1)
         f10_7 = hh4 * 1.6095693526457822 + 88.29637591656862 * yy4 + 386.29664463498773 * yy2hh2 - 412.04975427732023 * yy3hh1 - 77.25932892699755 * yy1hh3
         f10_8 = y * (hh4 * 16.727135382529454 + 33.98529093593286 * yy4 + 535.2683322409425 * yy2hh2 - 305.8676184233957 * yy3hh1 - 223.0284717670594 * yy1hh3)
-        out[:, col + 0] = scale * (2.72034486491732 * s10)
-        out[:, col + 1] = scale * (f10_0 * s9)
-        out[:, col + 2] = scale * (f10_1 * s8)
-        out[:, col + 3] = scale * (f10_2 * s7)
-        out[:, col + 4] = scale * (f10_3 * s6)
-        out[:, col + 5] = scale * (f10_4 * s5)
-        out[:, col + 6] = scale * (f10_5 * s4)
-        out[:, col + 7] = scale * (f10_6 * s3)
-        out[:, col + 8] = scale * (f10_7 * s2)
-        out[:, col + 9] = scale * (f10_8 * x)
-        out[:, col + 10] = scale * (4.58257569495584 * yy5 + 360.8778359777724 * yy3hh2 + 56.387161871526935 * yy1hh4 - hh5 * 1.1277432374305387 - 300.731529981477 * yy2hh3 - 103.1079531365064 * yy4hh1)
-        out[:, col + 11] = scale * (f10_8 * z)
-        out[:, col + 12] = scale * (c2 * f10_7)
-        out[:, col + 13] = scale * (c3 * f10_6)
-        out[:, col + 14] = scale * (c4 * f10_5)
-        out[:, col + 15] = scale * (c5 * f10_4)
-        out[:, col + 16] = scale * (c6 * f10_3)
-        out[:, col + 17] = scale * (c7 * f10_2)
-        out[:, col + 18] = scale * (c8 * f10_1)
-        out[:, col + 19] = scale * (c9 * f10_0)
-        out[:, col + 20] = scale * (c10 * 2.72034486491732)
+        block.append(scale * (2.72034486491732 * s10))
+        block.append(scale * (f10_0 * s9))
+        block.append(scale * (f10_1 * s8))
+        block.append(scale * (f10_2 * s7))
+        block.append(scale * (f10_3 * s6))
+        block.append(scale * (f10_4 * s5))
+        block.append(scale * (f10_5 * s4))
+        block.append(scale * (f10_6 * s3))
+        block.append(scale * (f10_7 * s2))
+        block.append(scale * (f10_8 * x))
+        block.append(scale * (4.58257569495584 * yy5 + 360.8778359777724 * yy3hh2 + 56.387161871526935 * yy1hh4 - hh5 * 1.1277432374305387 - 300.731529981477 * yy2hh3 - 103.1079531365064 * yy4hh1))
+        block.append(scale * (f10_8 * z))
+        block.append(scale * (c2 * f10_7))
+        block.append(scale * (c3 * f10_6))
+        block.append(scale * (c4 * f10_5))
+        block.append(scale * (c5 * f10_4))
+        block.append(scale * (c6 * f10_3))
+        block.append(scale * (c7 * f10_2))
+        block.append(scale * (c8 * f10_1))
+        block.append(scale * (c9 * f10_0))
+        block.append(scale * (c10 * 2.72034486491732))
     if 11 in columns:
-        col = columns[11]
         scale = scales[11]
+        block = out[11] = []
         f11_0 = 13.046315657452364 * y
         f11_1 = 40.26180421215583 * yy1 - hh1 * 2.0130902106077913
         f11_2 = y * (93.55997832116589 * yy1 - hh1 * 15.593329720194316)
@@ -290,32 +293,32 @@ def forward(x, y, z, normalize, eps, columns, scales, out):
         f11_7 = hh4 * 1.6231984642657014 + 207.76940342600977 * yy4 + 545.3946839932756 * yy2hh2 - 727.1929119910342 * yy3hh1 - 90.89911399887927 * yy1hh3
         f11_8 = y * (hh4 * 18.220357572059637 + 111.05741758207779 * yy4 + 874.5771634588625 * yy2hh2 - 666.3445054924667 * yy3hh1 - 291.5257211529542 * yy1hh3)
         f11_9 = 38.961519477556315 * yy5 + 1022.7398862858532 * yy3hh2 + 95.88186433929874 * yy1hh4 - hh5 * 1.5980310723216458 - 639.2124289286583 * yy2hh3 - 438.31709412250854 * yy4hh1
-        out[:, col + 0] = scale * (2.781483843970261 * s11)
-        out[:, col + 1] = scale * (f11_0 * s10)
-        out[:, col + 2] = scale * (f11_1 * s9)
-        out[:, col + 3] = scale * (f11_2 * s8)
-        out[:, col + 4] = scale * (f11_3 * s7)
-        out[:, col + 5] = scale * (f11_4 * s6)
-        out[:, col + 6] = scale * (f11_5 * s5)
-        out[:, col + 7] = scale * (f11_6 * s4)
-        out[:, col + 8] = scale * (f11_7 * s3)
-        out[:, col + 9] = scale * (f11_8 * s2)
-        out[:, col + 10] = scale * (f11_9 * x)
-        out[:, col + 11] = scale * (y * (4.795831523312719 * yy5 + 593.4841510099491 * yy3hh2 + 216.37443005571058 * yy1hh4 - hh5 * 12.982465803342635 - 692.3981761782738 * yy2hh3 - 131.88536689109978 * yy4hh1))
-        out[:, col + 12] = scale * (f11_9 * z)
-        out[:, col + 13] = scale * (c2 * f11_8)
-        out[:, col + 14] = scale * (c3 * f11_7)
-        out[:, col + 15] = scale * (c4 * f11_6)
-        out[:, col + 16] = scale * (c5 * f11_5)
-        out[:, col + 17] = scale * (c6 * f11_4)
-        out[:, col + 18] = scale * (c7 * f11_3)
-        out[:, col + 19] = scale * (c8 * f11_2)
-        out[:, col + 20] = scale * (c9 * f11_1)
-        out[:, col + 21] = scale * (c10 * f11_0)
-        out[:, col + 22] = scale * (c11 * 2.781483843970261)
+        block.append(scale * (2.781483843970261 * s11))
+        block.append(scale * (f11_0 * s10))
+        block.append(scale * (f11_1 * s9))
+        block.append(scale * (f11_2 * s8))
+        block.append(scale * (f11_3 * s7))
+        block.append(scale * (f11_4 * s6))
+        block.append(scale * (f11_5 * s5))
+        block.append(scale * (f11_6 * s4))
+        block.append(scale * (f11_7 * s3))
+        block.append(scale * (f11_8 * s2))
+        block.append(scale * (f11_9 * x))
+        block.append(scale * (y * (4.795831523312719 * yy5 + 593.4841510099491 * yy3hh2 + 216.37443005571058 * yy1hh4 - hh5 * 12.982465803342635 - 692.3981761782738 * yy2hh3 - 131.88536689109978 * yy4hh1)))
+        block.append(scale * (f11_9 * z))
+        block.append(scale * (c2 * f11_8))
+        block.append(scale * (c3 * f11_7))
+        block.append(scale * (c4 * f11_6))
+        block.append(scale * (c5 * f11_5))
+        block.append(scale * (c6 * f11_4))
+        block.append(scale * (c7 * f11_3))
+        block.append(scale * (c8 * f11_2))
+        block.append(scale * (c9 * f11_1))
+        block.append(scale * (c10 * f11_0))
+        block.append(scale * (c11 * 2.781483843970261))
     if 12 in columns:
-        col = columns[12]
         scale = scales[12]
+        block = out[12] = []
         f12_0 = 13.907419219851304 * y
         f12_1 = 45.11181608650397 * yy1 - hh1 * 2.0505370948410895
         f12_2 = y * (111.05761405746442 * yy1 - hh1 * 16.658642108619663)
@@ -327,31 +330,32 @@ def forward(x, y, z, normalize, eps, columns, scales, out):
         f12_8 = y * (hh4 * 19.662765223708384 + 279.6482165149637 * yy4 + 1321.3378230332034 * yy2hh2 - 367.0382841758898 * yy1hh3 - 1258.4169743173366 * yy3hh1)
         f12_9 = 136.99908758820257 * yy5 + 1798.1130245951588 * yy3hh2 + 112.38206403719742 * yy1hh4 - hh5 * 1.605458057674249 - 899.0565122975794 * yy2hh3 - 1027.4931569115192 * yy4hh1
         f12_10 = y * (44.15880433163923 * yy5 + 1821.5506786801184 * yy3hh2 + 398.4642109612759 * yy1hh4 - hh5 * 19.923210548063796 - 1593.8568438451036 * yy2hh3 - 607.1835595600395 * yy4hh1)
-        out[:, col + 0] = scale * (2.838840060634283 * s12)
-        out[:, col + 1] = scale * (f12_0 * s11)
-        out[:, col + 2] = scale * (f12_1 * s10)
-        out[:, col + 3] = scale * (f12_2 * s9)
-        out[:, col + 4] = scale * (f12_3 * s8)
-        out[:, col + 5] = scale * (f12_4 * s7)
-        out[:, col + 6] = scale * (f12_5 * s6)
-        out[:, col + 7] = scale * (f12_6 * s5)
-        out[:, col + 8] = scale * (f12_7 * s4)
-        out[:, col + 9] = scale * (f12_8 * s3)
-        out[:, col + 10] = scale * (f12_9 * s2)
-        out[:, col + 11] = scale * (f12_10 * x)
-        out[:, col + 12] = scale * (hh6 * 1.1279296875 + 5.0 * yy6 + 928.125 * yy4hh2 + 676.7578125 * yy2hh4 - 165.0 * yy5hh1 - 81.2109375 * yy1hh5 - 1443.75 * yy3hh3)
-        out[:, col + 13] = scale * (f12_10 * z)
-        out[:, col + 14] = scale * (c2 * f12_9)
-        out[:, col + 15] = scale * (c3 * f12_8)
-        out[:, col + 16] = scale * (c4 * f12_7)
-        out[:, col + 17] = scale * (c5 * f12_6)
-        out[:, col + 18] = scale * (c6 * f12_5)
-        out[:, col + 19] = scale * (c7 * f12_4)
-        out[:, col + 20] = scale * (c8 * f12_3)
-        out[:, col + 21] = scale * (c9 * f12_2)
-        out[:, col + 22] = scale * (c10 * f12_1)
-        out[:, col + 23] = scale * (c11 * f12_0)
-        out[:, col + 24] = scale * (c12 * 2.838840060634283)
+        block.append(scale * (2.838840060634283 * s12))
+        block.append(scale * (f12_0 * s11))
+        block.append(scale * (f12_1 * s10))
+        block.append(scale * (f12_2 * s9))
+        block.append(scale * (f12_3 * s8))
+        block.append(scale * (f12_4 * s7))
+        block.append(scale * (f12_5 * s6))
+        block.append(scale * (f12_6 * s5))
+        block.append(scale * (f12_7 * s4))
+        block.append(scale * (f12_8 * s3))
+        block.append(scale * (f12_9 * s2))
+        block.append(scale * (f12_10 * x))
+        block.append(scale * (hh6 * 1.1279296875 + 5.0 * yy6 + 928.125 * yy4hh2 + 676.7578125 * yy2hh4 - 165.0 * yy5hh1 - 81.2109375 * yy1hh5 - 1443.75 * yy3hh3))
+        block.append(scale * (f12_10 * z))
+        block.append(scale * (c2 * f12_9))
+        block.append(scale * (c3 * f12_8))
+        block.append(scale * (c4 * f12_7))
+        block.append(scale * (c5 * f12_6))
+        block.append(scale * (c6 * f12_5))
+        block.append(scale * (c7 * f12_4))
+        block.append(scale * (c8 * f12_3))
+        block.append(scale * (c9 * f12_2))
+        block.append(scale * (c10 * f12_1))
+        block.append(scale * (c11 * f12_0))
+        block.append(scale * (c12 * 2.838840060634283))
+    return out
 
 
 def backward(x, y, z, normalize, eps, columns, scales, grad_out):

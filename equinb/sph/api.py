@@ -233,15 +233,15 @@ class _DecoupledSphericalHarmonics(torch.autograd.Function):
     def forward(ctx, v: torch.Tensor, orders: tuple[int, ...], normalize: bool, normalization: str, backend: str):
         call = ctx.call = _Call(_layout(orders), normalize, normalization, backend)
         ctx.save_for_backward(v)
-        out = v.new_empty((v.shape[0], sum(2 * l + 1 for l in orders)))
         if v.shape[0] == 0:
-            return out
+            return v.new_empty((0, sum(2 * l + 1 for l in orders)))
         if backend == "torch":
             x, y, z = (v[:, i].to(compute_dtype(v.dtype)) for i in range(3))
-            _generated_torch.forward(x, y, z, normalize, NORMALIZE_EPS, call.columns, _scales(normalization), out)
-            return out
+            blocks = _generated_torch.forward(x, y, z, normalize, NORMALIZE_EPS, call.columns, _scales(normalization))
+            return torch.stack([c for l in orders for c in blocks[l]], dim=-1).to(v.dtype)
         from . import _generated_triton
 
+        out = v.new_empty((v.shape[0], sum(2 * l + 1 for l in orders)))
         grid, (constants, params, n, s0, s1), keywords = _triton_launch(call, v)
         _generated_triton.forward_kernel[grid](v, out, constants, params, n, s0, s1, out.stride(0), **keywords)
         return out

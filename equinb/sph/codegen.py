@@ -12,7 +12,12 @@ Both files share one layout. A call evaluates any set of orders at once:
 2. compute the shared terms up to the highest requested order (``yy{a}``, ``hh{b}``, their products,
    ``c{m}, s{m}``), each block guarded by the order that first needs it;
 3. for every requested order, its ``cse`` temporaries and ``2l + 1`` outputs, times the order's normalisation
-   scale, written to that order's first output column.
+   scale: Triton stores them at that order's output columns; PyTorch returns them, one tensor per component, and
+   the caller stacks them once (written column by column into a buffer, they become a chain of scatters under
+   ``torch.compile``, the suspected cause of its slow compiled forward; the effect is not measured yet).
+
+One emitter, :func:`emit_program`, prints both passes for both languages; a :class:`Target` holds the few lines
+that differ between them.
 
 The backward pass recomputes 1–2 and, per requested order, accumulates ``g_m * dY_m/dx_i`` over components into
 ``dL/dx, dL/dy, dL/dz``, then applies the chain rule of the normalisation. In PyTorch the requested orders
@@ -166,7 +171,8 @@ class Target:
 
     name: str
     guard: str  #: condition of the shared-term block first needed by order ``{l}``
-    order: tuple[str, ...]  #: lines opening the block of order ``{l}`` (guard, column, scale)
+    order: tuple[str, ...]  #: lines opening the forward block of order ``{l}`` (guard, scale, ...)
+    order_backward: tuple[str, ...]  #: lines opening the backward block of order ``{l}`` (guard, column, scale)
     constant: str  #: an output that is the bare scale (``Y_00``)
     store: str  #: write output ``{i}`` of order ``{l}``
     upstream: str  #: read ``g`` = scale times the upstream gradient of output ``{i}`` of order ``{l}``
@@ -176,9 +182,10 @@ class Target:
 TORCH = Target(
     name="torch",
     guard="l_max >= {l}",
-    order=("    if {l} in columns:", "        col = columns[{l}]", "        scale = scales[{l}]"),
-    constant="scale",
-    store="        out[:, col + {i}] = {value}",
+    order=("    if {l} in columns:", "        scale = scales[{l}]", "        block = out[{l}] = []"),
+    order_backward=("    if {l} in columns:", "        col = columns[{l}]", "        scale = scales[{l}]"),
+    constant="torch.full_like(x, scale)",
+    store="        block.append({value})",
     upstream="        g = scale * grad_out[:, col + {i}]",
     table=False,
 )
@@ -187,6 +194,7 @@ TRITON = Target(
     name="triton",
     guard="MAXL >= {l}",
     order=("    if H{l}:", "        scale = tl.load(p_ptr + {l})"),
+    order_backward=("    if H{l}:", "        scale = tl.load(p_ptr + {l})"),
     constant="tl.zeros_like(x) + scale",
     store="        tl.store(orow + col{l} + {i}, ({value}).to(out_ptr.dtype.element_ty), mask=mask)",
     upstream=(
@@ -220,7 +228,7 @@ def emit_program(target: Target, direction: str) -> list[str]:
             for axis, partial in zip("xyz", result):
                 if partial != 0:
                     body.append(f"        g{axis} = g{axis} + g * ({render(partial, names)})")
-        lines += [line.format(l=l) for line in target.order]
+        lines += [line.format(l=l) for line in (target.order if direction == "forward" else target.order_backward)]
         lines += [f"        {line}" for line in _used_constant_loads(loads, body)]
         lines += body
     return lines
@@ -247,14 +255,18 @@ def torch_source() -> str:
         "    return x / length, y / length, z / length, r, 1.0 / length",
         "",
         "",
-        "def forward(x, y, z, normalize, eps, columns, scales, out):",
-        '    """Write ``scales[l] * Y_l(v)`` into ``out[:, columns[l] : columns[l] + 2l + 1]`` for each l."""',
+        "def forward(x, y, z, normalize, eps, columns, scales):",
+        '    """``{l: [scales[l] * Y_lm(v) for m]}`` for each l in ``columns``: one tensor per component, for the',
+        "    caller to stack once (a compiler then computes each component once, instead of rewriting a buffer",
+        '    column by column)."""',
         "    if normalize:",
         "        x, y, z, _, _ = normalized(x, y, z, eps)",
         "    l_max = max(columns)",
+        "    out = {}",
     ]
     out += emit_program(TORCH, "forward")
     out += [
+        "    return out",
         "",
         "",
         "def backward(x, y, z, normalize, eps, columns, scales, grad_out):",
