@@ -605,6 +605,17 @@ def ratio_interval(log_ratios: Sequence[float], level: float = LEVEL) -> tuple[f
     return tuple(math.exp(value) for value in t_interval(log_ratios, level))
 
 
+def ratio_verdict(factor: float, low: float, high: float, above: str, below: str) -> str:
+    """The verdict on a seed-paired ratio interval ``[low, high]`` of runs at best ``factor`` times better than the
+    composition baseline: ``untestable at this scale`` below :data:`BASELINE_FACTOR`, ``above`` / ``below`` when
+    the interval lies above / below 1, ``inconclusive`` otherwise (including no interval)."""
+    if factor < BASELINE_FACTOR:
+        return "untestable at this scale"
+    if math.isnan(low):
+        return "inconclusive"
+    return above if low > 1 else below if high < 1 else "inconclusive"
+
+
 def judge_claim(claim: Claim, results: pd.DataFrame, level: float = LEVEL) -> dict[str, Any]:
     """Verdict on one claim from the per-run results, on the test MSE (the study's measure), seed-paired.
 
@@ -639,12 +650,7 @@ def judge_claim(claim: Claim, results: pd.DataFrame, level: float = LEVEL) -> di
     margin = ""
     if claim.factor > 1 and not math.isnan(low):
         margin = "yes" if low >= claim.factor else "no" if high < claim.factor else "unclear"
-    if factor < BASELINE_FACTOR:
-        text = "untestable at this scale"
-    elif math.isnan(low):
-        text = "inconclusive"
-    else:
-        text = "reproduced" if low > 1 else "contradicted" if high < 1 else "inconclusive"
+    text = ratio_verdict(factor, low, high, "reproduced", "contradicted")
     return verdict | {"ours": ours, "seeds": len(logs), "baseline factor": factor, "margin": margin, "verdict": text}
 
 
@@ -678,14 +684,9 @@ def without_effects(results: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame
         logs = paired_log_ratios(results, without.parent, name, "test_mae_ev")
         ratio, low, high = ratio_interval(logs, level)
         factor = float((runs["baseline_test_mae_ev"] / runs["test_mae_ev"]).min())
-        if factor < BASELINE_FACTOR:
-            verdict = "untestable at this scale"
-        elif math.isnan(low):
-            verdict = "inconclusive"
-        else:
-            verdict = "used" if low > 1 else "not needed" if high < 1 else "inconclusive"
         lines.append({"configuration": ROWS[without.parent].label, "removed": without.removed, "seeds": len(logs),
-                      "ratio": ratio, "low": low, "high": high, "verdict": verdict})
+                      "ratio": ratio, "low": low, "high": high,
+                      "verdict": ratio_verdict(factor, low, high, "used", "not needed")})
     return pd.DataFrame(lines, columns=["configuration", "removed", "seeds", "ratio", "low", "high", "verdict"])
 
 

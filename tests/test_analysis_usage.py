@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from e3nn import o3
 from torch_geometric.data import Data
 
 from equinb import analysis
@@ -15,6 +14,7 @@ from equinb.so3 import feature_slices
 from equinb.target import Target
 from equinb.train import TrainConfig, train
 from equinb.trained import predict
+from test_analysis import _rotated, _rotation
 
 TINY = dict(L=[0, 1, 2], h=2, num_layers=1, epochs=2, n_molecules=80, batch_size=16, sh_backend="e3nn",
             fractions=(0.6, 0.1, 0.3))
@@ -42,17 +42,6 @@ def _block_outputs(model, graphs):
         for handle in handles:
             handle.remove()
     return {name: torch.cat(parts).double() for name, parts in captured.items()}
-
-
-def _rotated(graphs, seed):
-    angles = torch.tensor(np.random.default_rng(seed).uniform(0, 2 * np.pi, size=3), dtype=torch.float32)
-    rotation = o3.angles_to_matrix(*angles)
-    out = []
-    for graph in graphs:
-        graph = graph.clone()
-        graph.pos = graph.pos @ rotation.T
-        out.append(graph)
-    return out
 
 
 def test_feature_means_are_means_over_atoms(test_set, means):
@@ -140,7 +129,7 @@ def test_attribution_and_per_molecule_measures_are_rotation_invariant(test_set):
     model, target = test_set.model, test_set.target
     graphs = test_set.graphs[:8]
     for function in (usage.attribution, usage.per_molecule_measures):
-        plain, rotated = function(model, graphs, target), function(model, _rotated(graphs, 5), target)
+        plain, rotated = function(model, graphs, target), function(model, _rotated(graphs, _rotation(5)), target)
         for key in plain:
             a, b = (plain[key], rotated[key]) if function is usage.attribution else (
                 np.stack(list(plain[key].values())), np.stack(list(rotated[key].values())))
