@@ -89,8 +89,13 @@ def test_set_labels_round_trip():
     for orders in bench.default_sets():
         assert bench.parse_set(bench.set_label(orders)) == orders
     assert bench.set_label(range(11)) == "0-10" and bench.set_label([0, 3, 4, 5, 6]) == "0,3-6"
-    with pytest.raises(ValueError):
-        bench.parse_set("0,11")
+    assert bench.parse_set("0-12") == tuple(range(13))
+    with pytest.raises(ValueError, match=r"^order 13 is above the highest supported order 12$"):
+        bench.parse_set("0,13")
+    with pytest.raises(ValueError, match=r"^order 2 is given more than once$"):
+        bench.parse_set("0-2,2")
+    with pytest.raises(ValueError, match=r"^order set 'a,b' is not like '10', '0-10' or '0,3-6'$"):
+        bench.parse_set("a,b")
 
 
 def test_roofline_bytes_and_time():

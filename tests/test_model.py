@@ -142,7 +142,7 @@ def test_config_round_trip_rebuilds_the_same_model():
     "options",
     [
         {"L": (0, 0, 1)},
-        {"L": (0, 11)},
+        {"L": (0, 13)},
         {"L": ()},
         {"L": (1, 2)},
         {"L": (0, -1)},

@@ -115,7 +115,7 @@ def test_name_of_another_config_is_refused(reference):
         ({"epochs": 0}, "epochs"),
         ({"lr": -1.0}, "lr"),
         ({"graph": "knn"}, "knn"),
-        ({"L": [0, 11]}, "11"),
+        ({"L": [0, 13]}, "order 13 is above the highest supported order 12"),
         ({"h": 0}, "h"),
         ({"fractions": (0.5, 0.1, 0.1)}, "fractions|sum"),
         ({"n_molecules": 200_000}, "200000"),

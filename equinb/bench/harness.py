@@ -32,6 +32,8 @@ import pandas as pd
 import torch
 
 from ..allocator import keep_freed_memory
+from ..so3 import L_MAX as ORDERS_MAX
+from ..so3 import check_orders
 
 #: Highest order the benchmarks time: the study's largest (``[0, 1, 2, 10]``), the sweep's single orders 0..10.
 L_MAX = 10
@@ -167,7 +169,8 @@ def parse_set(text: str) -> tuple[int, ...]:
     Raises
     ------
     ValueError
-        If the text is not comma-separated orders or ``a-b`` ranges within 0..10.
+        If the text is not comma-separated orders or ``a-b`` ranges, or an order is repeated or above
+        :data:`equinb.so3.L_MAX` (the messages of :func:`equinb.so3.check_orders`).
     """
     orders: list[int] = []
     try:
@@ -176,9 +179,7 @@ def parse_set(text: str) -> tuple[int, ...]:
             orders += range(int(low), int(high or low) + 1)
     except ValueError:
         raise ValueError(f"order set {text!r} is not like '10', '0-10' or '0,3-6'") from None
-    if not orders or min(orders) < 0 or max(orders) > L_MAX:
-        raise ValueError(f"order set {text!r} must hold orders between 0 and {L_MAX}")
-    return tuple(orders)
+    return check_orders(orders, l_max=ORDERS_MAX, distinct=True)
 
 
 # ------------------------------------------------------------------------------------------------------------
