@@ -96,8 +96,7 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a non-negative number, got {decay!r}")
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if self.graph not in data.GRAPH_KINDS:
-            raise ValueError(f"unknown graph kind {self.graph!r}; choose one of {data.GRAPH_KINDS}")
+        data.check_graph(self.graph, self.graph_cutoff)
         data.subset_indices(data.N_QM9, self.n_molecules)  # validates n_molecules
         data.split_sizes(self.n_molecules or data.N_QM9, self.fractions)  # validates fractions, no empty part
 

@@ -115,6 +115,7 @@ def test_name_of_another_config_is_refused(reference):
         ({"epochs": 0}, "epochs"),
         ({"lr": -1.0}, "lr"),
         ({"graph": "knn"}, "knn"),
+        ({"graph": "radius", "graph_cutoff": -1.0}, r"^cutoff must be a positive number of Å, got -1.0$"),
         ({"L": [0, 13]}, "order 13 is above the highest supported order 12"),
         ({"h": 0}, "h"),
         ({"fractions": (0.5, 0.1, 0.1)}, "fractions|sum"),

@@ -35,7 +35,7 @@ from .constants import (
     QM9PACK_REQUIREMENT,
     SPLIT_NAMES,
 )
-from .graphs import bond_edges, build_graph, make_dataset, make_loader, radius_edges
+from .graphs import bond_edges, build_graph, check_graph, make_dataset, make_loader, radius_edges
 from .molecules import Molecule, QM9Arrays, atomization_energy, perceive_bonds
 from .qm9 import parse_qm9, qm9pack_data_dir, read_qm9_csv
 from .splits import Normalizer, fit_normalizer, load_split, save_split, split_indices, split_sizes, subset_indices
@@ -60,6 +60,7 @@ __all__ = [
     "atomization_energy",
     "bond_edges",
     "build_graph",
+    "check_graph",
     "cache_path",
     "default_cache_dir",
     "fit_normalizer",

@@ -20,7 +20,14 @@ from .constants import DEFAULT_CUTOFF, DEFAULT_SEED, GRAPH_KINDS
 from .molecules import QM9Arrays
 
 
-def _check_graph(graph: str, cutoff: float) -> None:
+def check_graph(graph: str, cutoff: float) -> None:
+    """Check a graph kind and, for ``"radius"``, its cutoff.
+
+    Raises
+    ------
+    ValueError
+        For a kind not in :data:`GRAPH_KINDS`, or a radius cutoff that is not a positive finite number of Å.
+    """
     if graph not in GRAPH_KINDS:
         raise ValueError(f"unknown graph kind {graph!r}; choose one of {GRAPH_KINDS}")
     if graph == "radius" and not (np.isfinite(cutoff) and cutoff > 0):
@@ -96,7 +103,7 @@ def build_graph(arrays: QM9Arrays, i: int, graph: str = "bonds", cutoff: float =
     ValueError
         For an unknown graph kind or a non-positive cutoff.
     """
-    _check_graph(graph, cutoff)
+    check_graph(graph, cutoff)
     mol = arrays.molecule(i)
     pos64 = torch.from_numpy(np.array(mol.pos, dtype=np.float64))
     edge_index = bond_edges(mol.bonds) if graph == "bonds" else radius_edges(pos64, cutoff)
@@ -138,7 +145,7 @@ def make_dataset(
     IndexError
         For a row out of range.
     """
-    _check_graph(graph, cutoff)
+    check_graph(graph, cutoff)
     return [build_graph(arrays, int(i), graph=graph, cutoff=cutoff) for i in np.asarray(indices).ravel()]
 
 
