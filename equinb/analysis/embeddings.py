@@ -282,6 +282,16 @@ def load_test_set(run: RunFolder, n_molecules: int | None = None, device: str | 
     return TestSet(run, model, target, loaded.arrays, rows, loaded.graphs["test"])
 
 
+def block_outputs(model: EquivariantModel) -> tuple[dict[str, torch.Tensor], list]:
+    """Forward hooks that keep every block's latest output: ``(outputs by layer, handles to remove)``."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [
+        block.register_forward_hook(lambda module, inputs, output, name=name: outputs.__setitem__(name, output))
+        for name, block in model.blocks.items()
+    ]
+    return outputs, handles
+
+
 @torch.no_grad()
 def embed_graphs(model: EquivariantModel, graphs: Sequence, layers: Iterable[str] | None = None,
                  batch_size: int = 64) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ from ..so3 import feature_slices
 from ..stats import LEVEL, N_BOOT, bootstrap_interval
 from ..target import Target
 from ..trained import predict
-from .embeddings import TestSet, check_layer, check_orders
+from .embeddings import TestSet, block_outputs, check_layer, check_orders
 
 #: Name of the ablation that replaces an order at every block at once.
 ALL_BLOCKS = "all"
@@ -160,15 +160,6 @@ def mean_ablation(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iter
     return pd.DataFrame(rows)
 
 
-def _block_outputs(model: EquivariantModel) -> tuple[dict[str, torch.Tensor], list]:
-    outputs: dict[str, torch.Tensor] = {}
-    handles = [
-        block.register_forward_hook(lambda module, inputs, output, name=name: outputs.__setitem__(name, output))
-        for name, block in model.blocks.items()
-    ]
-    return outputs, handles
-
-
 def attribution(model: EquivariantModel, graphs: Sequence, target: Target, layers: Iterable[str] | None = None,
                 batch_size: int = 32) -> dict[tuple[str, int], np.ndarray]:
     """Per-molecule gradient-times-input attribution of the predicted energy to each block's orders, in eV.
@@ -185,7 +176,7 @@ def attribution(model: EquivariantModel, graphs: Sequence, target: Target, layer
     device = next(model.parameters()).device
     scale = float(target.normalizer.std)
     parts: dict[tuple[str, int], list[np.ndarray]] = {(layer, l): [] for layer in layers for l in slices}
-    outputs, handles = _block_outputs(model)
+    outputs, handles = block_outputs(model)
     try:
         for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
             batch = batch.to(device)
@@ -222,7 +213,7 @@ def per_molecule_measures(model: EquivariantModel, graphs: Sequence, target: Tar
     device = next(model.parameters()).device
     parts: dict[tuple[str, int], dict[str, list]] = {
         (layer, l): {"feature_energy_share": [], "loss_gradient_norm": []} for layer in layers for l in slices}
-    outputs, handles = _block_outputs(model)
+    outputs, handles = block_outputs(model)
     try:
         for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
             batch = batch.to(device)

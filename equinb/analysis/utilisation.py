@@ -38,7 +38,7 @@ from ..so3 import feature_slices
 from ..stats import LEVEL, bootstrap_interval
 from ..target import Target
 from ..trained import load_checkpoint, load_model, predict
-from .embeddings import LayerEmbeddings, TestSet, check_layer, check_orders
+from .embeddings import LayerEmbeddings, TestSet, block_outputs, check_layer, check_orders
 
 #: Ridge penalties searched (by generalised cross-validation inside each training fold).
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
@@ -151,11 +151,7 @@ def gradient_norms(model: EquivariantModel, graphs: Sequence, target: Target,
         One row per (layer, l): ``grad_norm`` (Frobenius norm over the batch's atoms and the order's columns).
     """
     slices = feature_slices(model.irreps_hidden)
-    outputs: dict[str, torch.Tensor] = {}
-    handles = [
-        block.register_forward_hook(lambda module, inputs, output, name=name: outputs.__setitem__(name, output))
-        for name, block in model.blocks.items()
-    ]
+    outputs, handles = block_outputs(model)
     batch = next(iter(data.make_loader(graphs, batch_size=batch_size, shuffle=False)))
     batch = batch.to(next(model.parameters()).device)
     try:
