@@ -83,7 +83,7 @@ class RunData:
 
 
 def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), progress: bool = False,
-             limit: int | None = None) -> RunData:
+             limit: int | None = None, arrays: data.QM9Arrays | None = None) -> RunData:
     """Graphs of a run's split parts, built exactly as the run built them (same graph kind and cutoff).
 
     Parameters
@@ -96,6 +96,8 @@ def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), pr
         Show QM9's loading progress.
     limit
         Build graphs of only the first ``limit`` molecules of each part (None: all); ``split`` stays whole.
+    arrays
+        QM9 already loaded (e.g. a :class:`RunData`'s ``arrays``); default: load it.
 
     Raises
     ------
@@ -107,7 +109,7 @@ def run_data(run: RunFolder, parts: Iterable[str] = ("train", "val", "test"), pr
     if not run.file(SPLIT).is_file():
         raise ValueError(f"run {run.path} has no {SPLIT}")
     config = run.config
-    arrays = data.load_qm9(progress=progress)
+    arrays = data.load_qm9(progress=progress) if arrays is None else arrays
     split = data.load_split(run.file(SPLIT))
     graphs = {}
     for part in parts:

@@ -108,5 +108,8 @@ def test_run_data_limit_builds_only_the_first_graphs(sweep_csv):
     assert len(first.graphs["train"]) == 3 and len(first.split["train"]) == len(whole.split["train"]) > 3
     for a, b in zip(first.graphs["train"], whole.graphs["train"]):
         assert int(a.row) == int(b.row) and a.edge_index.equal(b.edge_index)
+    reused = run_data(folder, ["train"], limit=3, arrays=whole.arrays)
+    assert reused.arrays is whole.arrays
+    assert [int(g.row) for g in reused.graphs["train"]] == [int(g.row) for g in first.graphs["train"]]
     with pytest.raises(ValueError, match="limit must be positive or None, got 0"):
         run_data(folder, ["train"], limit=0)

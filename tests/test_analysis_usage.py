@@ -112,49 +112,55 @@ def test_unknown_layers_and_missing_means_are_clear_errors(test_set, means):
 
 def test_attribution_closed_forms(test_set):
     model, target = test_set.model, test_set.target
-    values = usage.attribution(model, test_set.graphs, target)
+    values = usage.gradient_measures(model, test_set.graphs, target)
     last = model.layer_names[-1]
     for l in (1, 2):
-        assert (values[last, l] == 0).all()
+        assert (values[last, l]["attribution_ev"] == 0).all()
     # the readout and the head are linear: the signed attribution of the last block's scalars is the output less
     # the head's bias, in eV
     outputs = torch.cat([model(g) for g in test_set.graphs]).detach().double()
     expected = target.normalizer.std * (outputs - model.head.bias.double().detach())
-    np.testing.assert_allclose(values[last, 0][:, 1], expected.numpy(), rtol=1e-4, atol=1e-5)
-    assert all(v.shape == (len(test_set.graphs), 2) for v in values.values())
-    assert all((v[:, 0] >= np.abs(v[:, 1]) - 1e-9).all() for v in values.values())
+    np.testing.assert_allclose(values[last, 0]["attribution_signed_ev"], expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert all(len(v) == len(test_set.graphs) for measures in values.values() for v in measures.values())
+    assert all((m["attribution_ev"] >= np.abs(m["attribution_signed_ev"]) - 1e-9).all() for m in values.values())
 
 
-def test_attribution_and_per_molecule_measures_are_rotation_invariant(test_set):
+def test_gradient_measures_are_rotation_invariant(test_set):
     model, target = test_set.model, test_set.target
     graphs = test_set.graphs[:8]
-    for function in (usage.attribution, usage.per_molecule_measures):
-        plain, rotated = function(model, graphs, target), function(model, _rotated(graphs, _rotation(5)), target)
-        for key in plain:
-            a, b = (plain[key], rotated[key]) if function is usage.attribution else (
-                np.stack(list(plain[key].values())), np.stack(list(rotated[key].values())))
-            np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5)
+    plain = usage.gradient_measures(model, graphs, target)
+    rotated = usage.gradient_measures(model, _rotated(graphs, _rotation(5)), target)
+    for key, measures in plain.items():
+        for name, values in measures.items():
+            np.testing.assert_allclose(values, rotated[key][name], rtol=2e-3, atol=1e-5, err_msg=f"{key} {name}")
 
 
-def test_per_molecule_measures_against_single_graph_autograd(test_set):
+def test_gradient_measures_against_single_graph_autograd(test_set):
     model, target = test_set.model, test_set.target
     graphs = test_set.graphs[:5]
-    measures = usage.per_molecule_measures(model, graphs, target, batch_size=2)
+    measures = usage.gradient_measures(model, graphs, target, batch_size=2)
     slices = feature_slices(model.irreps_hidden)
     for layer in model.layer_names:
         shares = sum(measures[layer, l]["feature_energy_share"] for l in slices)
         np.testing.assert_allclose(shares, 1.0, rtol=1e-12)
     graph = graphs[3]
-    captured = {}
-    handle = model.blocks["initial"].register_forward_hook(lambda m, i, out: captured.setdefault("x", out))
-    try:
-        loss = (model(graph) - target.encode(graph)).pow(2).sum()
-        (grad,) = torch.autograd.grad(loss, [captured["x"]])
-    finally:
-        handle.remove()
-    for l, columns in slices.items():
-        expected = float(grad[:, columns].double().norm())
-        assert measures["initial", l]["loss_gradient_norm"][3] == pytest.approx(expected, rel=1e-5)
+    for layer in ("initial", model.layer_names[1]):
+        captured = {}
+        handle = model.blocks[layer].register_forward_hook(lambda m, i, out: captured.setdefault("x", out))
+        try:
+            prediction = model(graph)
+            loss = (prediction - target.encode(graph)).pow(2).sum()
+            loss_grad, energy_grad = (torch.autograd.grad(y, [captured["x"]], retain_graph=True)[0]
+                                      for y in (loss, prediction.sum() * target.normalizer.std))
+        finally:
+            handle.remove()
+        x = captured["x"].detach()
+        for l, columns in slices.items():
+            expected = float(loss_grad[:, columns].double().norm())
+            assert measures[layer, l]["loss_gradient_norm"][3] == pytest.approx(expected, rel=1e-5, abs=1e-12)
+            product = (energy_grad[:, columns] * x[:, columns]).double().reshape(len(x), -1, 2 * l + 1).sum(-1)
+            assert measures[layer, l]["attribution_ev"][3] == pytest.approx(float(product.abs().sum()), rel=1e-5,
+                                                                           abs=1e-12)
     last = model.layer_names[-1]
     assert (measures[last, 1]["loss_gradient_norm"] == 0).all()
 

@@ -59,7 +59,7 @@ def run_usage(folder: RunFolder, n_test: int | None = None, n_means: int | None 
         Bootstrap intervals over the test molecules.
     """
     test = load_test_set(folder, n_test)
-    train = run_data(folder, ["train"], limit=n_means).graphs["train"]
+    train = run_data(folder, ["train"], limit=n_means, arrays=test.arrays).graphs["train"]
     return usage_table(test, feature_means(test.model, train), level=level, n_boot=n_boot)
 
 

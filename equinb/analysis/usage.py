@@ -10,13 +10,13 @@ Mean-ablation (:func:`mean_ablation`)
     the scalars of the residual stream; ablating it at every block (``layer = "all"``) can. The measure is the
     increase of the test MAE, per molecule ``|error ablated| - |error intact|`` averaged, with a bootstrap
     interval over the test molecules.
-Input-gradient attribution (:func:`attribution`)
+Input-gradient attribution (:func:`gradient_measures`)
     Gradient times input, per order, of the predicted energy with respect to a block's output features
     (saliency in the sense of Simonyan et al., the study's suggestion in its A.5.2): for molecule ``n``,
     ``sum over atoms and channels of |sum_m dE/dx * x|``, in eV. Summing over ``m`` first makes it a rotation
     invariant. For the last block's ``l = 0`` the signed sum equals the predicted energy less the references
     and the output bias exactly (the readout is linear).
-Feature energy and loss gradient (:func:`per_molecule_measures`)
+Feature energy and loss gradient (:func:`gradient_measures`, the same pass)
     Per molecule, the share of the feature energy (squared norm) in each order and the norm of the gradient of
     the molecule's squared error with respect to the order's features, both with bootstrap intervals.
 
@@ -160,75 +160,52 @@ def mean_ablation(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iter
     return pd.DataFrame(rows)
 
 
-def attribution(model: EquivariantModel, graphs: Sequence, target: Target, layers: Iterable[str] | None = None,
-                batch_size: int = 32) -> dict[tuple[str, int], np.ndarray]:
-    """Per-molecule gradient-times-input attribution of the predicted energy to each block's orders, in eV.
+def gradient_measures(model: EquivariantModel, graphs: Sequence, target: Target,
+                      layers: Iterable[str] | None = None,
+                      batch_size: int = 32) -> dict[tuple[str, int], dict[str, np.ndarray]]:
+    """Per molecule and per (layer, l): attribution, feature-energy share and loss-gradient norm, in one pass.
+
+    One forward and one backward per batch: the gradient ``g`` of the predicted energies (normalised units) with
+    respect to each block's output gives the attribution ``scale * g * x`` and, because a molecule's features
+    reach only its own prediction, the gradient of its squared error ``2 (prediction - label) g``.
 
     Returns
     -------
     dict
-        ``{(layer, l): (n, 2) array}``: column 0 the attribution ``sum_atoms sum_channels |sum_m g x|``,
-        column 1 the signed ``sum_atoms sum_channels sum_m g x``, with ``g`` the gradient of the molecule's
-        predicted energy (eV) with respect to the features ``x``.
+        ``{(layer, l): {name: (n,) array}}`` with names ``attribution_ev`` (gradient times input, in eV:
+        ``sum over atoms and channels of |sum_m dE/dx * x|``), ``attribution_signed_ev`` (the same without the
+        absolute value), ``feature_energy_share`` (the order's share of the squared feature norm) and
+        ``loss_gradient_norm`` (norm of the gradient of the molecule's squared error in the run's normalised
+        units, its share of the training loss).
     """
     layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
     slices = feature_slices(model.irreps_hidden)
     device = next(model.parameters()).device
     scale = float(target.normalizer.std)
-    parts: dict[tuple[str, int], list[np.ndarray]] = {(layer, l): [] for layer in layers for l in slices}
+    parts: dict[tuple[str, int], dict[str, list]] = {(layer, l): {} for layer in layers for l in slices}
     outputs, handles = block_outputs(model)
     try:
         for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
             batch = batch.to(device)
             with torch.enable_grad():
-                energy = model(batch)
-                grads = torch.autograd.grad(energy.sum() * scale, [outputs[layer] for layer in layers])
+                prediction = model(batch)
+                grads = torch.autograd.grad(prediction.sum(), [outputs[layer] for layer in layers])
+            residual = 2 * (prediction.detach() - target.encode(batch)).double().abs()
             for layer, grad in zip(layers, grads):
-                x = outputs[layer].detach()
-                for l, columns in slices.items():
-                    product = (grad[:, columns] * x[:, columns]).double().reshape(len(x), -1, 2 * l + 1).sum(-1)
-                    per_graph = [sum_rows(p, batch.batch, batch.num_graphs) for p in (product.abs().sum(1),
-                                                                                      product.sum(1))]
-                    parts[layer, l].append(torch.stack(per_graph, dim=1).cpu().numpy())
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {key: np.concatenate(value) if value else np.zeros((0, 2)) for key, value in parts.items()}
-
-
-def per_molecule_measures(model: EquivariantModel, graphs: Sequence, target: Target,
-                          layers: Iterable[str] | None = None,
-                          batch_size: int = 32) -> dict[tuple[str, int], dict[str, np.ndarray]]:
-    """Per molecule and per (layer, l): the share of the feature energy and the loss-gradient norm.
-
-    The loss is the molecule's squared error in the run's normalised units (its share of the training loss).
-
-    Returns
-    -------
-    dict
-        ``{(layer, l): {"feature_energy_share": (n,), "loss_gradient_norm": (n,)}}``.
-    """
-    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
-    slices = feature_slices(model.irreps_hidden)
-    device = next(model.parameters()).device
-    parts: dict[tuple[str, int], dict[str, list]] = {
-        (layer, l): {"feature_energy_share": [], "loss_gradient_norm": []} for layer in layers for l in slices}
-    outputs, handles = block_outputs(model)
-    try:
-        for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
-            batch = batch.to(device)
-            with torch.enable_grad():
-                loss = (model(batch) - target.encode(batch)).pow(2).sum()
-                grads = torch.autograd.grad(loss, [outputs[layer] for layer in layers])
-            for layer, grad in zip(layers, grads):
-                x = outputs[layer].detach().double()
-                energy = {l: sum_rows(x[:, c].pow(2).sum(1), batch.batch, batch.num_graphs)
-                          for l, c in slices.items()}
+                x, grad = outputs[layer].detach().double(), grad.double()
+                energy = {l: sum_rows(x[:, c].pow(2).sum(1), batch.batch, batch.num_graphs) for l, c in slices.items()}
                 total = sum(energy.values())
                 for l, columns in slices.items():
-                    sq = sum_rows(grad[:, columns].double().pow(2).sum(1), batch.batch, batch.num_graphs)
-                    parts[layer, l]["feature_energy_share"].append((energy[l] / total).cpu().numpy())
-                    parts[layer, l]["loss_gradient_norm"].append(sq.sqrt().cpu().numpy())
+                    product = scale * (grad[:, columns] * x[:, columns]).reshape(len(x), -1, 2 * l + 1).sum(-1)
+                    values = {
+                        "attribution_ev": sum_rows(product.abs().sum(1), batch.batch, batch.num_graphs),
+                        "attribution_signed_ev": sum_rows(product.sum(1), batch.batch, batch.num_graphs),
+                        "feature_energy_share": energy[l] / total,
+                        "loss_gradient_norm": residual * sum_rows(grad[:, columns].pow(2).sum(1), batch.batch,
+                                                                  batch.num_graphs).sqrt(),
+                    }
+                    for name, value in values.items():
+                        parts[layer, l].setdefault(name, []).append(value.cpu().numpy())
     finally:
         for handle in handles:
             handle.remove()
@@ -251,11 +228,9 @@ def usage_table(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iterab
     model = test.model
     layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
     rows = mean_ablation(test, means, layers, level=level, n_boot=n_boot, seed=seed).drop(columns="intact_mae_ev")
-    extra = []
-    for (layer, l), values in attribution(model, test.graphs, test.target, layers).items():
-        extra.append(_row(layer, l, "attribution_ev", values[:, 0], features_trained(model, layer, l), level,
-                          n_boot, seed))
-    for (layer, l), measures in per_molecule_measures(model, test.graphs, test.target, layers).items():
-        for name, values in measures.items():
-            extra.append(_row(layer, l, name, values, features_trained(model, layer, l), level, n_boot, seed))
+    extra = [
+        _row(layer, l, name, values, features_trained(model, layer, l), level, n_boot, seed)
+        for (layer, l), measures in gradient_measures(model, test.graphs, test.target, layers).items()
+        for name, values in measures.items() if name != "attribution_signed_ev"
+    ]
     return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
