@@ -15,8 +15,8 @@ a quick look (1 thread, two sizes, the sparse sets, eager backends):
     .venv/bin/python benchmarks/sph_bench.py --threads 1 --sizes 1000 10000 --sets 10 0,3-6 \\
         --backends torch e3nn sphericart --repeats 5 --out /tmp/sph_quick
 
-Order sets are written like ``10``, ``0-10`` or ``0,3-6``; ``singles`` stands for every single order 0..10 and
-``key`` for ``0-10 0-2 0,3-6``.
+Order sets are written like ``10``, ``0-10`` or ``0,3-6``; ``singles`` stands for every single order 0..12 and
+``key`` for ``0-10 0-12 0-2 0,3-6``.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ PARTS = ("triton", "sph", "tp", "train")
 #: Where results go by default.
 DEFAULT_OUT = Path("benchmarks/results/gpu")
 #: Order sets of the harmonics part.
-SPH_SETS = ((10,), (0, 3, 4, 5, 6), tuple(range(11)))
+SPH_SETS = ((10,), (0, 3, 4, 5, 6), tuple(range(11)), tuple(range(bench.L_MAX + 1)))
 #: Numbers of points of the harmonics part.
 SPH_SIZES = (10_000, 100_000, 1_000_000)
 #: Backends of the harmonics part (unavailable ones are recorded as skipped).

@@ -182,3 +182,29 @@ def test_allocator_option_default_and_failure(monkeypatch):
     with pytest.raises(SystemExit):
         harness.apply_allocator(parser, "keep")
     harness.apply_allocator(parser, "default")  # glibc's default needs nothing
+
+
+def test_compiled_path_verdicts_on_known_timings():
+    # (set, mode) -> (ours, eager torch, e3nn-compile) median seconds; quartiles at +-2 % except where noted
+    cases = {("10", "fwd"): (1.0, 2.0, 3.0), ("0,3-6", "fwd"): (1.0, 1.05, 0.5), ("0-12", "fwd+bwd"): (2.0, 1.0, 2.5)}
+    rows = []
+    for (label, mode), times in cases.items():
+        for backend, median in zip(("torch-compile", "torch", "e3nn-compile"), times):
+            spread = 0.3 if (label, backend) == ("0-12", "e3nn-compile") else 0.02
+            rows.append({**dict.fromkeys(bench.COLUMNS, math.nan), "device": "cpu", "dtype": "float32",
+                         "backend": backend, "set": label, "mode": mode, "n": 1000, "status": "ok",
+                         "median_s": median, "q1_s": median * (1 - spread), "q3_s": median * (1 + spread),
+                         "ns_per_point": median / 1000 * 1e9, "first_call_s": median + 7.0})
+    table = bench.compiled_path_table(pd.DataFrame(rows, columns=list(bench.COLUMNS)))
+    assert list(table["set"]) == ["10", "10", "0,3-6", "0,3-6", "0-12", "0-12"]  # the order of COMPILED_SETS
+    verdicts = {(r.set, r.other): r.verdict for r in table.itertuples()}
+    assert verdicts == {("10", "torch"): "faster", ("10", "e3nn-compile"): "faster",
+                        ("0,3-6", "torch"): "tie",  # 1.05: inside the tie factor
+                        ("0,3-6", "e3nn-compile"): "slower",
+                        ("0-12", "torch"): "slower",
+                        ("0-12", "e3nn-compile"): "tie"}  # 1.25, but the quartile band reaches below 1
+    row = table[(table["set"] == "10") & (table["other"] == "e3nn-compile")].iloc[0]
+    assert row["ratio"] == pytest.approx(3.0) and row["compile_s"] == pytest.approx(7.0)
+    assert row["ratio_low"] == pytest.approx(3.0 * 0.98 / 1.02)
+    assert row["ratio_high"] == pytest.approx(3.0 * 1.02 / 0.98)
+    assert bench.COMPILED_SETS[-1] == f"0-{bench.L_MAX}" and tuple(range(bench.L_MAX + 1)) in bench.KEY_SETS

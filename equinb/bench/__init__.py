@@ -50,12 +50,20 @@ from .sph import (
     unavailable_reason,
 )
 from .step import step_share
-from .targets import evaluate_targets, ratio_table, set_cost_ratio, single_order_ratios
+from .targets import (
+    COMPILED_SETS,
+    compiled_path_table,
+    evaluate_targets,
+    ratio_table,
+    set_cost_ratio,
+    single_order_ratios,
+)
 
 __all__ = [
     "BACKENDS",
     "CHECK_ROWS",
     "COLUMNS",
+    "COMPILED_SETS",
     "CONSTANT_ORDER_NOTE",
     "HEADER_KEYS",
     "INTEGER_COLUMNS",
@@ -66,6 +74,7 @@ __all__ = [
     "SIZES",
     "backend_function",
     "bytes_per_point",
+    "compiled_path_table",
     "configure_threads",
     "cpu_model",
     "default_sets",

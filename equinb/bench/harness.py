@@ -32,11 +32,8 @@ import pandas as pd
 import torch
 
 from ..allocator import keep_freed_memory
-from ..so3 import L_MAX as ORDERS_MAX
-from ..so3 import check_orders
+from ..so3 import L_MAX, check_orders
 
-#: Highest order the benchmarks time: the study's largest (``[0, 1, 2, 10]``), the sweep's single orders 0..10.
-L_MAX = 10
 #: Settings of ``--allocator``: ``keep`` keeps freed memory in the heap (:mod:`equinb.allocator`), ``default``
 #: leaves glibc's.
 ALLOCATORS = ("default", "keep")
@@ -179,7 +176,7 @@ def parse_set(text: str) -> tuple[int, ...]:
             orders += range(int(low), int(high or low) + 1)
     except ValueError:
         raise ValueError(f"order set {text!r} is not like '10', '0-10' or '0,3-6'") from None
-    return check_orders(orders, l_max=ORDERS_MAX, distinct=True)
+    return check_orders(orders, l_max=L_MAX, distinct=True)
 
 
 # ------------------------------------------------------------------------------------------------------------

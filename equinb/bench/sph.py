@@ -40,8 +40,8 @@ BACKENDS = ("torch", "torch-compile", "triton", "e3nn", "e3nn-compile", "spheric
 MODES = ("fwd", "fwd+bwd")
 #: Numbers of points of the full sweep.
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
-#: Order sets of the full sweep besides the single orders 0..10 (``[10]`` is the single order 10).
-KEY_SETS = ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10), (0, 1, 2), (0, 3, 4, 5, 6))
+#: Order sets of the full sweep besides the single orders (``[10]`` is the single order 10).
+KEY_SETS = (tuple(range(11)), tuple(range(L_MAX + 1)), (0, 1, 2), (0, 3, 4, 5, 6))
 #: Columns of the results table, in order.
 COLUMNS = (
     "device", "dtype", "threads", "backend", "compiled", "mode", "set", "orders", "l_max", "outputs",
@@ -55,7 +55,7 @@ CHECK_ROWS = 1024
 
 
 def default_sets() -> list[tuple[int, ...]]:
-    """Order sets of the full sweep: each single order 0..10, then :data:`KEY_SETS`.
+    """Order sets of the full sweep: each single order 0..L_MAX (:data:`equinb.so3.L_MAX`), then :data:`KEY_SETS`.
 
     Returns
     -------

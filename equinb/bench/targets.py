@@ -178,3 +178,59 @@ def evaluate_targets(results: pd.DataFrame, gpu_bandwidth: float | None = None, 
         rows.append(_target(f"triton faster than {other}", ratio, 1.0, True, device="cuda", set=full, mode="fwd",
                             n=n))
     return pd.DataFrame(rows, columns=["target", "device", "set", "mode", "n", "measured", "threshold", "met"])
+
+
+#: Order sets of the compiled-path check: a single high order, the study's pruned set, the dense sets.
+COMPILED_SETS = ("10", "0,3-6", "0-10", f"0-{L_MAX}")
+#: Ratios within this factor of 1 are ties (shared machines are noisy).
+TIE = 1.1
+
+
+def compiled_path_table(results: pd.DataFrame, sets: Sequence[str] = COMPILED_SETS, ours: str = "torch-compile",
+                        others: Sequence[str] = ("torch", "e3nn-compile"), tie: float = TIE) -> pd.DataFrame:
+    """Is the compiled path slower than our eager path or than compiled e3nn? One row per comparison.
+
+    The ratio is their median time over ours (above 1: ours is faster), with a band from the quartiles
+    (``their q1 / our q3`` to ``their q3 / our q1``). The verdict is ``faster`` when the whole band is above 1 and
+    the ratio above ``tie``, ``slower`` when the band is below 1 and the ratio below ``1 / tie``, else ``tie``.
+
+    Parameters
+    ----------
+    results
+        Rows of one device (:func:`equinb.bench.sph.run_benchmark`).
+    sets
+        Order-set labels to compare.
+    ours, others
+        The compiled backend and what it must not be slower than.
+    tie
+        Factor within which a ratio is a tie.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``set, mode, n, other, ours_ns, other_ns, ratio, ratio_low, ratio_high, verdict,
+        compile_s`` (``compile_s``: our first call less a timed call, the compile time), one row per measured
+        (set, mode, n, other).
+    """
+    ok = results[(results["status"] == "ok") & results["set"].isin(list(sets))]
+    key = ["dtype", "set", "mode", "n"]
+    mine = ok[ok["backend"] == ours].set_index(key)
+    rows = []
+    for other in others:
+        theirs = ok[ok["backend"] == other].set_index(key)
+        for index in mine.index.intersection(theirs.index):
+            a, b = mine.loc[index], theirs.loc[index]
+            ratio = b["median_s"] / a["median_s"]
+            low, high = b["q1_s"] / a["q3_s"], b["q3_s"] / a["q1_s"]
+            verdict = ("faster" if low > 1 and ratio > tie else "slower" if high < 1 and ratio < 1 / tie
+                       else "tie")
+            rows.append({"set": index[1], "mode": index[2], "n": index[3], "other": other,
+                         "ours_ns": a["ns_per_point"], "other_ns": b["ns_per_point"], "ratio": ratio,
+                         "ratio_low": low, "ratio_high": high, "verdict": verdict,
+                         "compile_s": a["first_call_s"] - a["median_s"]})
+    columns = ["set", "mode", "n", "other", "ours_ns", "other_ns", "ratio", "ratio_low", "ratio_high", "verdict",
+               "compile_s"]
+    order = {label: i for i, label in enumerate(sets)}
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["set", "mode", "n", "other"], key=lambda c: c.map(order) if c.name == "set" else c,
+                             ignore_index=True)
