@@ -80,7 +80,8 @@ def _reads_before_writes(statements: list[ast.stmt], known: set[str]) -> set[str
 def test_generated_orders_depend_on_no_other_order():
     """Decoupled, in the generated code itself: the block of order l reads only the inputs, the shared terms
     and its own temporaries, never a temporary, constant or output of another order (no recursion in l). Read
-    from the committed files, which the freshness test above ties to the generator."""
+    from the committed files, which the freshness test above ties to the generator. (The PyTorch backward's
+    blocks read ``below``, the forward of the orders ``l - 1`` computed once before them: the ladder.)"""
     for source in (codegen.TORCH_FILE.read_text(), codegen.TRITON_FILE.read_text()):
         for function in (node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)):
             blocks = _order_blocks(function)

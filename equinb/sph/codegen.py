@@ -3,7 +3,7 @@
 Run ``python -m equinb.sph.codegen`` to rewrite ``_generated_torch.py`` and ``_generated_triton.py`` next to
 this file; ``tests/test_sph_codegen.py`` regenerates both in memory and fails when the committed files are
 stale. Nothing in the generated files is written by hand: every expression is printed from
-:func:`equinb.sph.derive.order_program`.
+:func:`equinb.sph.derive.order_program` or :func:`equinb.sph.ladder.ladder_coefficients`.
 
 Both files share one layout. A call evaluates any set of orders at once:
 
@@ -13,16 +13,21 @@ Both files share one layout. A call evaluates any set of orders at once:
    ``c{m}, s{m}``), each block guarded by the order that first needs it;
 3. for every requested order, its ``cse`` temporaries and ``2l + 1`` outputs, times the order's normalisation
    scale: Triton stores them at that order's output columns; PyTorch returns them, one tensor per component, and
-   the caller stacks them once (written column by column into a buffer, they become a chain of scatters under
-   ``torch.compile``, the suspected cause of its slow compiled forward; the effect is not measured yet).
+   the caller stacks them once (written column by column into a buffer, they became a chain of scatters under
+   ``torch.compile`` and the compiled forward was slower than the eager one).
 
-One emitter, :func:`emit_program`, prints both passes for both languages; a :class:`Target` holds the few lines
-that differ between them.
+One emitter, :func:`emit_program`, prints the forward for both languages and the Triton backward; a
+:class:`Target` holds the few lines that differ between them. In PyTorch the requested orders are a
+``{l: column}`` dict; in Triton they are ``tl.constexpr`` flags ``H{l}`` with runtime column offsets ``col{l}``,
+so one launch serves any set.
 
-The backward pass recomputes 1–2 and, per requested order, accumulates ``g_m * dY_m/dx_i`` over components into
-``dL/dx, dL/dy, dL/dz``, then applies the chain rule of the normalisation. In PyTorch the requested orders
-are a ``{l: column}`` dict; in Triton they are ``tl.constexpr`` flags ``H{l}`` with runtime column offsets
-``col{l}``, so one launch serves any set.
+The Triton backward recomputes 1–2 and, per requested order, accumulates ``g_m * dY_m/dx_i`` (the derivative
+programs of :func:`~equinb.sph.derive.order_program`) into ``dL/dx, dL/dy, dL/dz``, then applies the chain rule
+of the normalisation. The PyTorch backward (:func:`ladder_backward_lines`) evaluates the forward of the orders
+``l - 1`` instead and accumulates ``g_m * sum_m' C[m][i][m'] Y_{l-1,m'}`` (:mod:`equinb.sph.ladder`, at most two
+terms each): the same numbers, far fewer operations, and a graph that :func:`torch.compile` lowers in about the
+time of the forward (inductor's compile time of the derivative programs grew steeply with ``l``: ~100 s for
+order 8 alone, ~340 s for ``[0..8]`` on a shared 2-core CPU).
 
 Constants: a coefficient exactly representable in float32 (small integers, dyadic fractions) is printed as a
 literal. Every other one is printed as a Python float literal in PyTorch (double precision, applied in the
@@ -43,6 +48,7 @@ import sympy as sp
 
 from .conventions import GENERATED_HEADER, KERNEL_L_MAX
 from .derive import order_program, shared_terms
+from .ladder import ladder_coefficients
 
 HERE = Path(__file__).resolve().parent
 TORCH_FILE = HERE / "_generated_torch.py"
@@ -172,23 +178,21 @@ class Target:
     name: str
     guard: str  #: condition of the shared-term block first needed by order ``{l}``
     order: tuple[str, ...]  #: lines opening the forward block of order ``{l}`` (guard, scale, ...)
-    order_backward: tuple[str, ...]  #: lines opening the backward block of order ``{l}`` (guard, column, scale)
     constant: str  #: an output that is the bare scale (``Y_00``)
     store: str  #: write output ``{i}`` of order ``{l}``
-    upstream: str  #: read ``g`` = scale times the upstream gradient of output ``{i}`` of order ``{l}``
     table: bool  #: constants that float32 cannot hold come from the ``k_ptr`` table (else double literals)
+    order_backward: tuple[str, ...] = ()  #: lines opening the backward block of order ``{l}`` (none: no backward)
+    upstream: str = ""  #: read ``g`` = scale times the upstream gradient of output ``{i}`` of order ``{l}``
 
 
 TORCH = Target(
     name="torch",
     guard="l_max >= {l}",
     order=("    if {l} in columns:", "        scale = scales[{l}]", "        block = out[{l}] = []"),
-    order_backward=("    if {l} in columns:", "        col = columns[{l}]", "        scale = scales[{l}]"),
     constant="torch.full_like(x, scale)",
     store="        block.append({value})",
-    upstream="        g = scale * grad_out[:, col + {i}]",
     table=False,
-)
+)  # its backward is the ladder form (ladder_backward_lines), not a derivative program
 
 TRITON = Target(
     name="triton",
@@ -213,6 +217,8 @@ def emit_program(target: Target, direction: str) -> list[str]:
     """
     if direction not in ("forward", "backward"):
         raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    if direction == "backward" and not target.order_backward:
+        raise ValueError(f"the {target.name} target has no derivative-program backward")
     index = {value: i for i, value in enumerate(constant_table())} if target.table else None
     lines = _shared_blocks(direction, lambda k: target.guard.format(l=k), "    ")
     for l in range(0 if direction == "forward" else 1, KERNEL_L_MAX + 1):
@@ -237,6 +243,33 @@ def emit_program(target: Target, direction: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------- PyTorch
 
 
+def _coefficient(value: sp.Expr) -> str:
+    """A coefficient as a literal: exact when float32 holds it, else the double nearest to it."""
+    return float32_literal(value) or repr(as_double(value))
+
+
+def ladder_backward_lines() -> list[str]:
+    """The PyTorch backward's per-order blocks: ``g_i += g_m * sum_m' C[m][i][m'] p[:, m']`` with ``p`` the
+    stacked harmonics of order ``l - 1`` (:func:`equinb.sph.ladder.ladder_coefficients`)."""
+    lines = []
+    for l in range(1, KERNEL_L_MAX + 1):
+        lines += [f"    if {l} in columns:", f"        col = columns[{l}]", f"        scale = scales[{l}]",
+                  f"        p = torch.stack(below[{l - 1}], dim=-1)"]
+        for m, row in enumerate(ladder_coefficients(l)):
+            lines.append(f"        g = scale * grad_out[:, col + {m}]")
+            for axis, coefficients in zip("xyz", row):
+                terms = [(c, k) for k, c in enumerate(coefficients) if c != 0]
+                if not terms:
+                    continue
+                text = ""
+                for c, k in terms:
+                    sign = "-" if c < 0 else "+"
+                    text += f" {sign} {_coefficient(abs(c))} * p[:, {k}]" if text else (
+                        f"{'-' if c < 0 else ''}{_coefficient(abs(c))} * p[:, {k}]")
+                lines.append(f"        g{axis} = g{axis} + g * ({text})")
+    return lines
+
+
 def torch_source() -> str:
     """Source of ``_generated_torch.py``."""
     out = [
@@ -246,6 +279,8 @@ def torch_source() -> str:
         "import torch",
         "",
         f"L_MAX = {KERNEL_L_MAX}",
+        "#: Scales of the unscaled harmonics the backward reads.",
+        "UNIT_SCALES = (1.0,) * (L_MAX + 1)",
         "",
         "",
         "def normalized(x, y, z, eps):",
@@ -270,15 +305,17 @@ def torch_source() -> str:
         "",
         "",
         "def backward(x, y, z, normalize, eps, columns, scales, grad_out):",
-        '    """``sum_l sum_m scales[l] * grad_out[:, columns[l] + m] * dY_lm(v)/dv`` as three tensors."""',
+        '    """``sum_l sum_m scales[l] * grad_out[:, columns[l] + m] * dY_lm(v)/dv`` as three tensors, by the ladder',
+        "    ``dY_lm/dx_i = sum_m' C[l][m][i][m'] Y_{l-1,m'}`` (equinb.sph.ladder) on the forward of the orders below",
+        '    (differentiable torch operations only: autograd differentiates it again)."""',
         "    if normalize:",
         "        x, y, z, r, inv = normalized(x, y, z, eps)",
-        "    l_max = max(columns)",
+        "    below = forward(x, y, z, False, eps, {l - 1: 0 for l in columns if l > 0} or {0: 0}, UNIT_SCALES)",
         "    gx = torch.zeros_like(x)",
         "    gy = torch.zeros_like(x)",
         "    gz = torch.zeros_like(x)",
     ]
-    out += emit_program(TORCH, "backward")
+    out += ladder_backward_lines()
     out += [
         "    if normalize:",
         "        dot = torch.where(r >= eps, x * gx + y * gy + z * gz, 0.0)",
