@@ -86,8 +86,13 @@ def test_projection_rows_figure():
     visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
     assert len(visible) == 4 + 3
     assert [ax.get_title() for ax in fig.axes[:4]] == ["joint", "l = 0", "l = 1", "l = 2"]
+    fig = analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour], untrained=[{1, 2}, ()])
+    assert [ax.get_title() for ax in fig.axes[:8]] == ["joint", "l = 0", "l = 1 (untrained)", "l = 2 (untrained)",
+                                                      "joint", "l = 0", "l = 1", ""]
     with pytest.raises(ValueError, match="colour arrays"):
         analysis.plot_projection_rows([("a", panels)], [colour, colour])
+    with pytest.raises(ValueError, match=r"^2 rows but 1 sets of untrained orders$"):
+        analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour], untrained=[()])
 
 
 def test_quadrant_extremes_and_molecule_figure():

@@ -42,6 +42,7 @@ from .figures import (
     plot_quadrant_molecules,
     quadrant_extremes,
 )
+from .usage import features_trained
 from .projection import KNN, NSPS, PHATE_SEED, molecule_from_smiles, nsps, phate_projection, project_layer, subsample
 from .utilisation import (
     feature_energy,
@@ -68,6 +69,7 @@ __all__ = [
     "embed",
     "embed_graphs",
     "feature_energy",
+    "features_trained",
     "gradient_norms",
     "initial_model",
     "invariant_features",

@@ -4,7 +4,7 @@ their intervals over seeds."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,7 +42,7 @@ def _scatter(ax: plt.Axes, coords: np.ndarray, colour: np.ndarray, norm: Normali
 
 def plot_projection_rows(rows: Sequence[tuple[str, Mapping[str | int, np.ndarray]]], colours: Sequence[np.ndarray],
                          colour_label: str = "nSPS", cmap: str = "viridis", panel_size: float = 2.0,
-                         point_size: float = 6.0) -> Figure:
+                         point_size: float = 6.0, untrained: Sequence[Collection[int]] | None = None) -> Figure:
     """One row per configuration: the joint projection, then one panel per order (the study's Figures 1, 4-6).
 
     Parameters
@@ -56,23 +56,29 @@ def plot_projection_rows(rows: Sequence[tuple[str, Mapping[str | int, np.ndarray
         Label of the colour bar.
     cmap, panel_size, point_size
         Colour map, panel edge in inches, marker size.
+    untrained
+        Per row, the orders whose features never received a gradient (e.g. the last block's ``l > 0``): their
+        panel titles say ``untrained``.
 
     Raises
     ------
     ValueError
-        If ``rows`` and ``colours`` differ in length.
+        If ``rows`` and ``colours`` (or ``untrained``) differ in length.
     """
     if len(rows) != len(colours):
         raise ValueError(f"{len(rows)} rows but {len(colours)} colour arrays")
+    untrained = [()] * len(rows) if untrained is None else untrained
+    if len(untrained) != len(rows):
+        raise ValueError(f"{len(rows)} rows but {len(untrained)} sets of untrained orders")
     n_cols = max(len(panels) for _, panels in rows)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(panel_size * n_cols + 0.8, panel_size * len(rows)),
                              squeeze=False, constrained_layout=True)
     norm = _colour_norm(colours)
     points = None
-    for (label, panels), colour, row_axes in zip(rows, colours, axes):
+    for (label, panels), colour, row_axes, dead in zip(rows, colours, axes, untrained):
         for ax, (key, coords) in zip(row_axes, panels.items()):
             points = _scatter(ax, np.asarray(coords), colour, norm, cmap, point_size)
-            ax.set_title(panel_title(key), fontsize=9)
+            ax.set_title(panel_title(key) + (" (untrained)" if key in dead else ""), fontsize=9)
         row_axes[0].set_ylabel(label, fontsize=9)
         for ax in row_axes[len(panels):]:
             ax.set_visible(False)
