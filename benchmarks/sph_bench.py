@@ -10,6 +10,12 @@ on a GPU:
 
     .venv/bin/python benchmarks/sph_bench.py --device cuda
 
+the compiled-path check (prints, per set, mode and N, our compiled time against our eager path and compiled e3nn
+with quartile bands, ties within 10 %, and the compile time; needs an idle machine):
+
+    .venv/bin/python benchmarks/sph_bench.py --sets 10 0,3-6 0-10 0-12 --sizes 10000 100000 \\
+        --backends torch torch-compile e3nn e3nn-compile sphericart --out benchmarks/results/sph_compiled_cpu
+
 a quick look (1 thread, two sizes, the sparse sets, eager backends):
 
     .venv/bin/python benchmarks/sph_bench.py --threads 1 --sizes 1000 10000 --sets 10 0,3-6 \\
@@ -96,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     stem = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"sph_{device.type}"
     csv_path, json_path = bench.write_results(results, header, stem)
     print(f"wrote {csv_path} and {json_path} ({timing['duration_s']} s)", file=sys.stderr)
+    compiled = bench.compiled_path_table(results, sets=[bench.set_label(orders) for orders in sets])
+    if len(compiled):  # is torch.compile of our path slower than our eager path or than compiled e3nn?
+        print(compiled.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
 if __name__ == "__main__":
