@@ -87,7 +87,7 @@ def test_projection_rows_figure():
     assert len(visible) == 4 + 3
     assert [ax.get_title() for ax in fig.axes[:4]] == ["joint", "l = 0", "l = 1", "l = 2"]
     fig = analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour], untrained=[{1, 2}, ()])
-    assert [ax.get_title() for ax in fig.axes[:8]] == ["joint", "l = 0", "l = 1 (untrained)", "l = 2 (untrained)",
+    assert [ax.get_title() for ax in fig.axes[:8]] == ["joint", "l = 0", "l = 1 (no gradient)", "l = 2 (no gradient)",
                                                       "joint", "l = 0", "l = 1", ""]
     with pytest.raises(ValueError, match="colour arrays"):
         analysis.plot_projection_rows([("a", panels)], [colour, colour])

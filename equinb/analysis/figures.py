@@ -58,7 +58,7 @@ def plot_projection_rows(rows: Sequence[tuple[str, Mapping[str | int, np.ndarray
         Colour map, panel edge in inches, marker size.
     untrained
         Per row, the orders whose features never received a gradient (e.g. the last block's ``l > 0``): their
-        panel titles say ``untrained``.
+        panel titles say ``no gradient``.
 
     Raises
     ------
@@ -78,7 +78,7 @@ def plot_projection_rows(rows: Sequence[tuple[str, Mapping[str | int, np.ndarray
     for (label, panels), colour, row_axes, dead in zip(rows, colours, axes, untrained):
         for ax, (key, coords) in zip(row_axes, panels.items()):
             points = _scatter(ax, np.asarray(coords), colour, norm, cmap, point_size)
-            ax.set_title(panel_title(key) + (" (untrained)" if key in dead else ""), fontsize=9)
+            ax.set_title(panel_title(key) + (" (no gradient)" if key in dead else ""), fontsize=9)
         row_axes[0].set_ylabel(label, fontsize=9)
         for ax in row_axes[len(panels):]:
             ax.set_visible(False)
