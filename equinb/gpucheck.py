@@ -5,7 +5,8 @@ then a one-screen ``summary.txt``:
 
 * ``triton`` — the Triton kernel tests compiled for the GPU (``TRITON_INTERPRET`` unset), pass/fail and pytest's
   last line;
-* ``sph`` — spherical harmonics at ``N = 10^4 .. 10^6`` for ``[10]``, ``[0,3,4,5,6]`` and ``[0..10]``: equinb's
+* ``sph`` — spherical harmonics at ``N = 10^4 .. 10^6`` for ``[10]``, ``[0,3,4,5,6]``, ``[0..10]`` and ``[0..12]`` (last:
+  its compiles are the longest, untimed on a GPU so far): equinb's
   Triton and PyTorch paths, e3nn eager and compiled, sphericart where installed (:func:`equinb.bench.run_benchmark`);
 * ``tp`` — the tensor product of every Table 1 shape: equinb, equinb with the radial layer fused, e3nn eager and
   compiled, cuEquivariance where installed (:func:`equinb.bench.tp.measure`);

@@ -99,7 +99,7 @@ def test_plot_usage_draws_one_panel_per_configuration_and_layer():
     assert [bar.get_hatch() for bar in axes[0].patches] == [None, None, "//"]
 
 
-def test_run_data_limit_builds_only_the_first_graphs(sweep_csv):
+def test_run_data_limit_builds_only_the_first_graphs(sweep_csv, monkeypatch):
     from equinb.runs import RunFolder
     from equinb.trained import run_data
 
@@ -108,6 +108,12 @@ def test_run_data_limit_builds_only_the_first_graphs(sweep_csv):
     assert len(first.graphs["train"]) == 3 and len(first.split["train"]) == len(whole.split["train"]) > 3
     for a, b in zip(first.graphs["train"], whole.graphs["train"]):
         assert int(a.row) == int(b.row) and a.edge_index.equal(b.edge_index)
+    import equinb.data
+
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("QM9 loaded again although the arrays were given")
+
+    monkeypatch.setattr(equinb.data, "load_qm9", no_second_load)
     reused = run_data(folder, ["train"], limit=3, arrays=whole.arrays)
     assert reused.arrays is whole.arrays
     assert [int(g.row) for g in reused.graphs["train"]] == [int(g.row) for g in first.graphs["train"]]

@@ -207,4 +207,11 @@ def test_compiled_path_verdicts_on_known_timings():
     assert row["ratio"] == pytest.approx(3.0) and row["compile_s"] == pytest.approx(7.0)
     assert row["ratio_low"] == pytest.approx(3.0 * 0.98 / 1.02)
     assert row["ratio_high"] == pytest.approx(3.0 * 1.02 / 0.98)
-    assert bench.COMPILED_SETS[-1] == f"0-{bench.L_MAX}" and tuple(range(bench.L_MAX + 1)) in bench.KEY_SETS
+    assert bench.COMPILED_SETS == ("10", "0,3-6", "0-10", "0-12")
+    frame = pd.DataFrame(rows, columns=list(bench.COLUMNS))
+    larger = frame[frame["set"] == "10"].assign(n=10_000)
+    table = bench.compiled_path_table(pd.concat([frame, larger], ignore_index=True))
+    compile_s = table[table["set"] == "10"].set_index(["n", "other"])["compile_s"]
+    assert compile_s[1000].eq(7.0).all() and compile_s[10_000].isna().all()  # one dynamic graph: compiled once
+    with pytest.raises(ValueError, match=r"^3 repeated \(backend, dtype, set, mode, n\) rows"):
+        bench.compiled_path_table(pd.concat([frame, frame[frame["set"] == "10"]], ignore_index=True))

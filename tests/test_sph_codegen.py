@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
+import pytest
 import sympy as sp
 
 from equinb.so3.harmonics import x, y, z
@@ -18,6 +19,13 @@ def test_committed_generated_files_are_fresh():
         assert committed.splitlines()[0] == GENERATED_HEADER
         assert committed == text, f"{path.name} is stale: run python -m equinb.sph.codegen"
         ast.parse(committed)
+
+
+def test_emit_program_rejects_a_target_without_a_derivative_backward():
+    with pytest.raises(ValueError, match=r"^the torch target has no derivative-program backward$"):
+        codegen.emit_program(codegen.TORCH, "backward")
+    with pytest.raises(ValueError, match=r"^direction must be 'forward' or 'backward', got 'sideways'$"):
+        codegen.emit_program(codegen.TRITON, "sideways")
 
 
 def test_render_prints_sums_products_and_powers():

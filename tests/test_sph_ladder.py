@@ -9,7 +9,8 @@ import torch
 from e3nn import o3
 
 from equinb.sph.conventions import KERNEL_L_MAX
-from equinb.sph.ladder import XYZ, ladder_coefficients
+from equinb.sph.derive import XYZ
+from equinb.sph.ladder import ladder_coefficients
 from equinb.so3.harmonics import real_spherical_harmonic
 
 

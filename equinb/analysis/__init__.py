@@ -42,8 +42,8 @@ from .figures import (
     plot_quadrant_molecules,
     quadrant_extremes,
 )
-from .usage import features_trained
 from .projection import KNN, NSPS, PHATE_SEED, molecule_from_smiles, nsps, phate_projection, project_layer, subsample
+from .usage import features_trained
 from .utilisation import (
     feature_energy,
     gradient_norms,

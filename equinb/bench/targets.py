@@ -209,11 +209,21 @@ def compiled_path_table(results: pd.DataFrame, sets: Sequence[str] = COMPILED_SE
     -------
     pandas.DataFrame
         Columns ``set, mode, n, other, ours_ns, other_ns, ratio, ratio_low, ratio_high, verdict,
-        compile_s`` (``compile_s``: our first call less a timed call, the compile time), one row per measured
-        (set, mode, n, other).
+        compile_s`` (``compile_s``: our first call less a timed call, the compile time, on the first ``N`` of each
+        (set, mode) only: later sizes reuse the dynamic-shape graph), one row per measured (set, mode, n, other).
+
+    Raises
+    ------
+    ValueError
+        If a (backend, dtype, set, mode, n) case appears twice (results of several runs mixed).
     """
     ok = results[(results["status"] == "ok") & results["set"].isin(list(sets))]
     key = ["dtype", "set", "mode", "n"]
+    repeated = ok.duplicated(subset=["backend", *key])
+    if repeated.any():
+        raise ValueError(f"{int(repeated.sum())} repeated (backend, dtype, set, mode, n) rows: pass one run's results "
+                         "(one device and thread count)")
+    first_n = ok[ok["backend"] == ours].groupby(["dtype", "set", "mode"])["n"].min()
     mine = ok[ok["backend"] == ours].set_index(key)
     rows = []
     for other in others:
@@ -227,7 +237,8 @@ def compiled_path_table(results: pd.DataFrame, sets: Sequence[str] = COMPILED_SE
             rows.append({"set": index[1], "mode": index[2], "n": index[3], "other": other,
                          "ours_ns": a["ns_per_point"], "other_ns": b["ns_per_point"], "ratio": ratio,
                          "ratio_low": low, "ratio_high": high, "verdict": verdict,
-                         "compile_s": a["first_call_s"] - a["median_s"]})
+                         "compile_s": (a["first_call_s"] - a["median_s"]
+                                       if index[3] == first_n[index[:3]] else math.nan)})
     columns = ["set", "mode", "n", "other", "ours_ns", "other_ns", "ratio", "ratio_low", "ratio_high", "verdict",
                "compile_s"]
     order = {label: i for i, label in enumerate(sets)}

@@ -196,7 +196,8 @@ class _TritonGradient(torch.autograd.Function):
     """``(v, grad_out) -> grad_out^T dY/dv`` by the Triton backward kernel, itself differentiable.
 
     Its backward (the second derivatives, e.g. of a loss on forces) differentiates the generated PyTorch
-    backward, which computes the same function with the same analytic formulas in differentiable operations; so
+    backward (the ladder form, :mod:`equinb.sph.ladder`), which computes the same function exactly in
+    differentiable operations; so
     the first derivative runs in one Triton launch, and double backward is exact rather than silently wrong.
     """
 

@@ -25,7 +25,7 @@ The Triton backward recomputes 1–2 and, per requested order, accumulates ``g_m
 programs of :func:`~equinb.sph.derive.order_program`) into ``dL/dx, dL/dy, dL/dz``, then applies the chain rule
 of the normalisation. The PyTorch backward (:func:`ladder_backward_lines`) evaluates the forward of the orders
 ``l - 1`` instead and accumulates ``g_m * sum_m' C[m][i][m'] Y_{l-1,m'}`` (:mod:`equinb.sph.ladder`, at most two
-terms each): the same numbers, far fewer operations, and a graph that :func:`torch.compile` lowers in about the
+terms each): the same function, fewer operations, and a graph that :func:`torch.compile` lowers in about the
 time of the forward (inductor's compile time of the derivative programs grew steeply with ``l``: ~100 s for
 order 8 alone, ~340 s for ``[0..8]`` on a shared 2-core CPU).
 
@@ -146,16 +146,18 @@ def _shared_blocks(direction: str, guard: Callable[[int], str], indent: str) -> 
     return lines
 
 
+def _coefficient(value: sp.Expr) -> str:
+    """A coefficient as a literal: exact when float32 holds it, else the double nearest to it."""
+    return float32_literal(value) or repr(as_double(value))
+
+
 def _constant_names(l: int, table_index: Mapping[sp.Expr, int] | None) -> tuple[dict[sp.Symbol, str], list[str]]:
     """How order ``l``'s constants print: literals, or (Triton) names loaded from the table."""
     names: dict[sp.Symbol, str] = {}
     loads: list[str] = []
     for symbol, value in order_program(l).constants:
-        literal = float32_literal(value)
-        if literal is not None:
-            names[symbol] = literal
-        elif table_index is None:
-            names[symbol] = repr(as_double(value))
+        if float32_literal(value) is not None or table_index is None:
+            names[symbol] = _coefficient(value)
         else:
             names[symbol] = symbol.name
             loads.append(f"{symbol.name} = tl.load(k_ptr + {table_index[value]})")
@@ -243,14 +245,10 @@ def emit_program(target: Target, direction: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------- PyTorch
 
 
-def _coefficient(value: sp.Expr) -> str:
-    """A coefficient as a literal: exact when float32 holds it, else the double nearest to it."""
-    return float32_literal(value) or repr(as_double(value))
-
-
 def ladder_backward_lines() -> list[str]:
     """The PyTorch backward's per-order blocks: ``g_i += g_m * sum_m' C[m][i][m'] p[:, m']`` with ``p`` the
-    stacked harmonics of order ``l - 1`` (:func:`equinb.sph.ladder.ladder_coefficients`)."""
+    harmonics of order ``l - 1`` (:func:`equinb.sph.ladder.ladder_coefficients`), stacked into one buffer so that
+    compiled code reads each component there rather than inlining its expression into each of its uses."""
     lines = []
     for l in range(1, KERNEL_L_MAX + 1):
         lines += [f"    if {l} in columns:", f"        col = columns[{l}]", f"        scale = scales[{l}]",

@@ -26,10 +26,8 @@ from functools import lru_cache
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-from equinb.so3.harmonics import real_spherical_harmonic, x, y, z
-
-#: The Cartesian symbols, in the order of the gradient's components.
-XYZ = (x, y, z)
+from ..so3.harmonics import real_spherical_harmonic
+from .derive import XYZ
 
 
 def _rational_form(expr: sp.Expr) -> tuple[sp.Expr, sp.Poly]:
