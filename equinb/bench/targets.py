@@ -223,8 +223,8 @@ def compiled_path_table(results: pd.DataFrame, sets: Sequence[str] = COMPILED_SE
     if repeated.any():
         raise ValueError(f"{int(repeated.sum())} repeated (backend, dtype, set, mode, n) rows: pass one run's results "
                          "(one device and thread count)")
-    first_n = ok[ok["backend"] == ours].groupby(["dtype", "set", "mode"])["n"].min()
     mine = ok[ok["backend"] == ours].set_index(key)
+    first_n = mine.reset_index().groupby(["dtype", "set", "mode"])["n"].min()
     rows = []
     for other in others:
         theirs = ok[ok["backend"] == other].set_index(key)

@@ -256,15 +256,11 @@ def ladder_backward_lines() -> list[str]:
         for m, row in enumerate(ladder_coefficients(l)):
             lines.append(f"        g = scale * grad_out[:, col + {m}]")
             for axis, coefficients in zip("xyz", row):
-                terms = [(c, k) for k, c in enumerate(coefficients) if c != 0]
-                if not terms:
-                    continue
-                text = ""
-                for c, k in terms:
-                    sign = "-" if c < 0 else "+"
-                    text += f" {sign} {_coefficient(abs(c))} * p[:, {k}]" if text else (
-                        f"{'-' if c < 0 else ''}{_coefficient(abs(c))} * p[:, {k}]")
-                lines.append(f"        g{axis} = g{axis} + g * ({text})")
+                terms = " ".join(f"{'-' if c < 0 else '+'} {_coefficient(abs(c))} * p[:, {k}]"
+                                 for k, c in enumerate(coefficients) if c != 0)
+                if terms:  # "+ a * p - b * q" -> "a * p - b * q", "- a * p" -> "-a * p"
+                    text = terms[2:] if terms[0] == "+" else "-" + terms[2:]
+                    lines.append(f"        g{axis} = g{axis} + g * ({text})")
     return lines
 
 
