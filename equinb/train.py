@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
-from . import data
+from . import data, progress as terminal
 from .allocator import keep_freed_memory
 from .baseline import fit_composition_baseline, regression_metrics
 from .model import count_parameters
@@ -142,7 +140,7 @@ def train(
     name: str | None = None,
     device: str | torch.device = "auto",
     compile: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunFolder:
     """Return the finished run of ``config``, training (or resuming) it first if needed.
@@ -160,7 +158,8 @@ def train(
     compile
         Train through ``torch.compile`` (same weights, faster steps after compilation).
     progress
-        Show a progress bar per epoch with the running loss.
+        A progress bar per epoch with the running loss and one line per finished epoch, on stderr:
+        ``None`` (default) only when stderr is a terminal (never on a book page), ``True``/``False`` always/never.
     on_epoch_end
         Called with each epoch's history row after its checkpoint is written.
 
@@ -207,7 +206,7 @@ def train(
         started = time.perf_counter()
         model.train()
         loader = data.make_loader(graphs["train"], config.batch_size, shuffle=True, seed=config.seed + epoch)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        bar = terminal.bar(loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
         total, count = 0.0, 0
         for batch in bar:
             batch = batch.to(device)
@@ -231,9 +230,8 @@ def train(
                               "history": history, "normalizer": target.normalizer.to_dict(),
                               "target": target.to_dict()})
         run.write_history(history)
-        if progress:
-            print(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}, "
-                  f"val MAE {row['val_mae_ev']:.3f} eV ({row['seconds']:.1f} s)", flush=True)
+        terminal.note(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}, "
+                      f"val MAE {row['val_mae_ev']:.3f} eV ({row['seconds']:.1f} s)", progress)
         if on_epoch_end is not None:
             on_epoch_end(row)
 

@@ -245,7 +245,7 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
 
 
 def load_qm9(
-    cache_dir: str | os.PathLike | None = None, *, limit: int | None = None, progress: bool = True
+    cache_dir: str | os.PathLike | None = None, *, limit: int | None = None, progress: bool | None = None
 ) -> QM9Arrays:
     """Load QM9 from the cache, building (or rebuilding) the cache first when needed.
 
@@ -257,7 +257,8 @@ def load_qm9(
         Test-only: build/load a separate cache of the first ``limit`` molecules (``qm9_limit<N>.npz``, with
         the limit recorded inside, so it is never taken for the full data set). None: all 130,831 molecules.
     progress
-        Show a progress bar while parsing.
+        A progress bar on stderr while parsing: ``None`` (default) only on a terminal (never on a book
+        page), ``True``/``False`` always/never.
 
     Returns
     -------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import progress as terminal
 from .constants import CACHE_FORMAT_VERSION, ELEMENTS, QM9PACK_REQUIREMENT
 from .molecules import perceive_bonds
 
@@ -93,7 +94,7 @@ def read_qm9_csv(limit: int | None = None) -> pd.DataFrame:
     return table
 
 
-def parse_qm9(limit: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+def parse_qm9(limit: int | None = None, progress: bool | None = None) -> dict[str, np.ndarray]:
     """Parse qm9pack into the raw cache arrays (the slow step, about a minute for all molecules).
 
     Parameters
@@ -101,7 +102,7 @@ def parse_qm9(limit: int | None = None, progress: bool = True) -> dict[str, np.n
     limit
         Parse only the first ``limit`` molecules (for tests); None parses all.
     progress
-        Show a tqdm progress bar.
+        A progress bar on stderr: ``None`` (default) only on a terminal, ``True``/``False`` always/never.
 
     Returns
     -------
@@ -115,8 +116,6 @@ def parse_qm9(limit: int | None = None, progress: bool = True) -> dict[str, np.n
     RuntimeError
         If the CSV content is not what this code expects (unknown element, atom counts that disagree).
     """
-    from tqdm.auto import tqdm
-
     table = read_qm9_csv(limit)
     n = len(table)
     z_parts, pos_parts, bond_parts = [], [], []
@@ -124,7 +123,7 @@ def parse_qm9(limit: int | None = None, progress: bool = True) -> dict[str, np.n
     n_bonds = np.empty(n, dtype=np.int64)
     failed = np.zeros(n, dtype=bool)
     rows = zip(table["Index"], table["N_atoms"], table["Elements"], table["XYZ_Ang"])
-    bar = tqdm(rows, total=n, desc="QM9: parsing", unit="mol", mininterval=2.0, disable=not progress)
+    bar = terminal.bar(rows, progress, total=n, desc="QM9: parsing", unit="mol", mininterval=2.0)
     for i, (index, count, elements, xyz) in enumerate(bar):
         symbols = ast.literal_eval(elements)
         coords = np.asarray(ast.literal_eval(xyz), dtype=np.float64).reshape(-1, 3)
