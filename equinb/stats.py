@@ -95,3 +95,71 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray, level: float = LEVE
     resampled = x[picks].mean(axis=1) if statistic is None else np.array([statistic(x[p]) for p in picks])
     low, high = np.quantile(resampled, [0.5 - level / 2, 0.5 + level / 2])
     return estimate, float(low), float(high)
+
+
+def t_p_value(values: Sequence[float], null: float = 0.0) -> float:
+    """Two-sided p-value of the one-sample t test that the mean of ``values`` is ``null`` (NaNs dropped).
+
+    Parameters
+    ----------
+    values
+        One number per independent replicate (for example a seed-paired log ratio).
+    null
+        The mean under the null hypothesis.
+
+    Returns
+    -------
+    float
+        The p-value; NaN for fewer than two values; 0 or 1 when the values do not vary (equal to or away from
+        ``null``).
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return math.nan
+    sd = float(x.std(ddof=1))
+    if sd == 0:
+        return 1.0 if float(x.mean()) == null else 0.0
+    t = (float(x.mean()) - null) / (sd / math.sqrt(len(x)))
+    return float(2 * stats.t.sf(abs(t), len(x) - 1))
+
+
+def holm(p_values: Sequence[float], level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down control of the family-wise error, and the confidence level of each hypothesis' interval
+    that agrees with it.
+
+    The ``m`` finite p-values are sorted, ``p_(1) <= ... <= p_(m)``; the adjusted p-value of rank ``k`` is
+    ``max over j <= k of min(1, (m - j + 1) p_(j))`` and a hypothesis is rejected when it is below
+    ``alpha = 1 - level``. The interval of rank ``k`` is drawn at level ``1 - alpha / (m - min(k, s) + 1)``,
+    where ``s`` is the rank of the first hypothesis not rejected (``m + 1`` if all are): a t interval at that level
+    excludes the null exactly for the rejected hypotheses, so the intervals shown and the verdicts agree.
+
+    Parameters
+    ----------
+    p_values
+        One p-value per hypothesis of the family; NaN for a hypothesis that is not tested (it is not counted in
+        ``m``, and gets NaN back).
+    level
+        Family-wise confidence level (``alpha = 1 - level``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(adjusted p-values, levels)``, in the order of ``p_values``.
+    """
+    _check_level(level)
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    adjusted, levels = np.full(len(p), math.nan), np.full(len(p), math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m, alpha = len(tested), 1 - level
+    order = tested[np.argsort(p[tested], kind="stable")]
+    running, stop = 0.0, m + 1
+    for k, index in enumerate(order, start=1):
+        running = max(running, min(1.0, (m - k + 1) * p[index]))
+        adjusted[index] = running
+        if running >= alpha and stop > m:
+            stop = k
+        levels[index] = 1 - alpha / (m - min(k, stop) + 1)
+    return adjusted, levels
