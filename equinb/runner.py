@@ -62,8 +62,8 @@ def find_book_root(start: Path | None = None) -> Path:
     raise RunnerError(f"no _toc.yml found in {start} or its parents: run from the book's checkout")
 
 
-def toc_files(root: Path) -> list[Path]:
-    """Source files of every entry of ``root/_toc.yml``, in reading order (``.md`` resolved)."""
+def toc_entries(root: Path) -> list[str]:
+    """The ``root`` and ``file`` entries of ``root/_toc.yml`` (paths without suffix), in reading order."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     entries: list[str] = [toc["root"]]
 
@@ -78,7 +78,12 @@ def toc_files(root: Path) -> list[Path]:
                 walk(item)
 
     walk({key: value for key, value in toc.items() if key != "root"})
-    sources = [(root / entry).with_suffix(".md") for entry in entries]
+    return entries
+
+
+def toc_files(root: Path) -> list[Path]:
+    """Source files of every entry of ``root/_toc.yml``, in reading order (``.md`` resolved)."""
+    sources = [(root / entry).with_suffix(".md") for entry in toc_entries(root)]
     # an entry with only an executed notebook (book/results/*.ipynb) is shown as it ran, not a chapter to run
     return [path for path in sources if path.is_file() or not path.with_suffix(".ipynb").is_file()]
 
