@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
@@ -85,18 +86,29 @@ def test_usage_verdicts_read_the_interval_not_the_direction():
     assert verdicts.loc[0, "basis"] == "3 seeds"
 
 
-def test_plot_usage_draws_one_panel_per_configuration_and_layer():
+def test_plot_usage_draws_one_dot_and_interval_per_order_and_layer():
     import matplotlib
 
     matplotlib.use("Agg")
     from equinb.analysis import plot_usage
 
     summary = pd.DataFrame([_summary_line(l, 0.1 * l, 0.0, 0.2 * l + 0.1, trained=l < 2) for l in range(3)])
-    summary = pd.concat([summary, summary.assign(row="L0-1-2-3-4_h16_e30")], ignore_index=True)
-    fig = plot_usage(summary, "mean_ablation_mae_increase_ev", ["all"], "MAE increase (eV)")
-    axes = fig.axes
-    assert len(axes) == 2 and [len(ax.patches) for ax in axes] == [3, 3]
-    assert [bar.get_hatch() for bar in axes[0].patches] == [None, None, "//"]
+    summary = pd.concat([summary, summary.assign(layer="conv_0"), summary.assign(row="L0-1-2-3-4_h16_e30")],
+                        ignore_index=True)
+    fig = plot_usage(summary, "mean_ablation_mae_increase_ev", ["all", "conv_0"], "MAE increase (eV)",
+                     labels={"L0-1-2-3-4_h16_e30": "[0..4] h16, 6 ep"})
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2 and axes[1].get_title() == "[0..4] h16, 6 ep\n3 seeds"
+    first = axes[0]
+    interval = first.collections[0].get_segments()  # layer "all": one vertical interval per order
+    assert [tuple(np.round(seg[:, 1], 6)) for seg in interval] == [(0.0, 0.1), (0.0, 0.3), (0.0, 0.5)]
+    filled, hollow = first.lines[0], first.lines[1]
+    assert len(filled.get_xdata()) == 2 and len(hollow.get_xdata()) == 1  # l = 2 never received a gradient
+    assert hollow.get_markerfacecolor() == "white"
+    offsets = first.lines[0].get_xdata()[0], first.lines[2].get_xdata()[0]  # the two layers side by side at l = 0
+    assert offsets[0] < 0 < offsets[1]
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"all", "all (no gradient)", "conv_0",
+                                                                   "conv_0 (no gradient)"}
 
 
 def test_run_data_limit_builds_only_the_first_graphs(sweep_csv, monkeypatch):

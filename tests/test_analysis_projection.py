@@ -76,23 +76,51 @@ def test_nsps_matches_rdkit_and_counts_rejected_smiles():
     assert result.values[0] != result.values[2]  # a branched sp3 centre scores differently from ethanol
 
 
+def _panel_axes(block):
+    """The visible scatter panels of one block (its colour bar excluded)."""
+    return [ax for ax in block.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
 def test_projection_rows_figure():
     layer = _layer()
     panels = analysis.project_layer(layer, knn=5)
     short = {k: v for k, v in panels.items() if k != 2}
     colour = np.linspace(0, 1, 40)
     colour[0] = np.nan
-    fig = analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour])
-    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
-    assert len(visible) == 4 + 3
-    assert [ax.get_title() for ax in fig.axes[:4]] == ["joint", "l = 0", "l = 1", "l = 2"]
     fig = analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour], untrained=[{1, 2}, ()])
-    assert [ax.get_title() for ax in fig.axes[:8]] == ["joint", "l = 0", "l = 1 (no gradient)", "l = 2 (no gradient)",
-                                                      "joint", "l = 0", "l = 1", ""]
+    assert fig.get_figwidth() == analysis.figures.FIGURE_WIDTH
+    first, second = fig.subfigs
+    assert first._suptitle.get_text() == "a" and first._suptitle.get_rotation() == 0  # horizontal block title
+    assert [ax.get_title() for ax in _panel_axes(first)] == ["joint", "l = 0", "l = 1 (no gradient)",
+                                                            "l = 2 (no gradient)"]
+    assert [ax.get_title() for ax in _panel_axes(second)] == ["joint", "l = 0", "l = 1"]
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 2 and all(bar.get_ylabel() == "nSPS" for bar in bars)
+
+
+def test_projection_rows_wrap_at_four_panels():
+    coords = np.random.default_rng(0).normal(size=(10, 2))
+    panels = {"joint": coords} | {l: coords for l in range(7)}  # eight panels: two lines of four
+    fig = analysis.plot_projection_rows([("L = [0..6]", panels)], [np.arange(10.0)])
+    drawn = _panel_axes(fig.subfigs[0])
+    assert len(drawn) == 8
+    lefts = sorted({round(ax.get_position().x0, 3) for ax in drawn})
+    assert len(lefts) == 4  # never more than four panels side by side
+    fig = analysis.plot_projection_rows([("x", {"6 epochs": coords, "20 epochs": coords})], [np.arange(10.0)])
+    assert [ax.get_title() for ax in _panel_axes(fig.subfigs[0])] == ["6 epochs", "20 epochs"]
+
+
+def test_projection_rows_refuses_bad_input():
+    coords = np.zeros((3, 2))
+    colour = np.zeros(3)
     with pytest.raises(ValueError, match="colour arrays"):
-        analysis.plot_projection_rows([("a", panels)], [colour, colour])
+        analysis.plot_projection_rows([("a", {0: coords})], [colour, colour])
     with pytest.raises(ValueError, match=r"^2 rows but 1 sets of untrained orders$"):
-        analysis.plot_projection_rows([("a", panels), ("b", short)], [colour, colour], untrained=[()])
+        analysis.plot_projection_rows([("a", {0: coords}), ("b", {0: coords})], [colour, colour], untrained=[()])
+    with pytest.raises(ValueError, match="n_cols must be in 1..4"):
+        analysis.plot_projection_rows([("a", {0: coords})], [colour], n_cols=5)
+    with pytest.raises(ValueError, match="at least one panel"):
+        analysis.plot_projection_rows([("a", {})], [colour])
 
 
 def test_quadrant_extremes_and_molecule_figure():
@@ -111,5 +139,8 @@ def test_plot_by_layer():
     table = pd.DataFrame({"layer": ["initial", "initial", "conv_0", "conv_0"], "l": [0, 1, 0, 1],
                           "share": [0.4, 0.6, 0.3, 0.7]})
     fig = analysis.plot_by_layer({"A": table, "B": table}, "share", "share")
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 2 and fig.get_figwidth() == analysis.figures.FIGURE_WIDTH
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["initial", "conv_0"]
+    fig = analysis.plot_by_layer({name: table for name in "ABC"}, "share", "share")  # wraps: 2 + 1
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["A", "B", "C"]
+    assert len({round(ax.get_position().y0, 3) for ax in fig.axes if ax.get_visible()}) == 2

@@ -19,9 +19,15 @@ from .projection import molecule_from_smiles
 CORNERS = (("NW", 0, 1), ("NE", 1, 1), ("SW", 0, 0), ("SE", 1, 0))
 
 
+#: Width of every figure, in inches: at the inline backend's 100 dpi it fills the book's 688 px text column.
+FIGURE_WIDTH = 7.0
+#: Most panels side by side in one figure row (each stays at least ~150 px wide in the column).
+MAX_COLUMNS = 4
+
+
 def panel_title(key: str | int) -> str:
-    """``"joint"`` or ``"l = 3"``."""
-    return "joint" if key == "joint" else f"l = {key}"
+    """``"l = 3"`` for an order, any other key (``"joint"``, ``"6 epochs"``) as it is."""
+    return f"l = {key}" if isinstance(key, (int, np.integer)) else str(key)
 
 
 def _colour_norm(colours: Sequence[np.ndarray]) -> Normalize:
@@ -40,22 +46,33 @@ def _scatter(ax: plt.Axes, coords: np.ndarray, colour: np.ndarray, norm: Normali
     return points
 
 
+def _grid_shape(n_panels: int, n_cols: int) -> tuple[int, int]:
+    columns = max(1, min(n_cols, n_panels))
+    return -(-n_panels // columns), columns
+
+
 def plot_projection_rows(rows: Sequence[tuple[str, Mapping[str | int, np.ndarray]]], colours: Sequence[np.ndarray],
-                         colour_label: str = "nSPS", cmap: str = "viridis", panel_size: float = 2.0,
-                         point_size: float = 6.0, untrained: Sequence[Collection[int]] | None = None) -> Figure:
-    """One row per configuration: the joint projection, then one panel per order (the study's Figures 1, 4-6).
+                         colour_label: str = "nSPS", cmap: str = "viridis", n_cols: int = MAX_COLUMNS,
+                         point_size: float = 5.0, untrained: Sequence[Collection[int]] | None = None) -> Figure:
+    """Blocks of projection panels, one per row, in the study's layout (its Figures 1, 4-6).
+
+    Each row becomes a block with a horizontal title above its panels (the joint projection, then one panel per
+    order), wrapped at ``n_cols`` panels per line, so the figure keeps :data:`FIGURE_WIDTH` whatever the number
+    of orders. One colour scale (1st to 99th percentile of all colours) and one labelled colour bar.
 
     Parameters
     ----------
     rows
-        ``(row label, panels)`` with ``panels`` as from :func:`~equinb.analysis.project_layer`.
+        ``(block title, panels)`` with ``panels`` as from :func:`~equinb.analysis.project_layer` (integer keys
+        are orders; other keys are shown as they are, e.g. ``"joint"``).
     colours
-        Per row, the colour value of each point (NaN points are drawn grey); one shared scale (1st to 99th
-        percentile) and one colour bar.
+        Per row, the colour value of each point (NaN points are drawn grey).
     colour_label
         Label of the colour bar.
-    cmap, panel_size, point_size
-        Colour map, panel edge in inches, marker size.
+    cmap, point_size
+        Colour map and marker size.
+    n_cols
+        Panels per line, at most :data:`MAX_COLUMNS`.
     untrained
         Per row, the orders whose features never received a gradient (e.g. the last block's ``l > 0``): their
         panel titles say ``no gradient``.
@@ -63,26 +80,36 @@ def plot_projection_rows(rows: Sequence[tuple[str, Mapping[str | int, np.ndarray
     Raises
     ------
     ValueError
-        If ``rows`` and ``colours`` (or ``untrained``) differ in length.
+        If ``rows`` and ``colours`` (or ``untrained``) differ in length, a row has no panels, or ``n_cols`` is
+        not in 1..MAX_COLUMNS.
     """
     if len(rows) != len(colours):
         raise ValueError(f"{len(rows)} rows but {len(colours)} colour arrays")
     untrained = [()] * len(rows) if untrained is None else untrained
     if len(untrained) != len(rows):
         raise ValueError(f"{len(rows)} rows but {len(untrained)} sets of untrained orders")
-    n_cols = max(len(panels) for _, panels in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(panel_size * n_cols + 0.8, panel_size * len(rows)),
-                             squeeze=False, constrained_layout=True)
+    if not 1 <= n_cols <= MAX_COLUMNS:
+        raise ValueError(f"n_cols must be in 1..{MAX_COLUMNS}, got {n_cols}")
+    if any(not panels for _, panels in rows):
+        raise ValueError("every row needs at least one panel")
+    shapes = [_grid_shape(len(panels), n_cols) for _, panels in rows]
+    panel = (FIGURE_WIDTH - 0.9) / n_cols
+    heights = [lines * (panel + 0.25) + 0.3 for lines, _ in shapes]
+    fig = plt.figure(figsize=(FIGURE_WIDTH, sum(heights)), layout="constrained")
+    blocks = fig.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0]
     norm = _colour_norm(colours)
-    points = None
-    for (label, panels), colour, row_axes, dead in zip(rows, colours, axes, untrained):
-        for ax, (key, coords) in zip(row_axes, panels.items()):
+    for block, (label, panels), colour, dead, (lines, _) in zip(blocks, rows, colours, untrained, shapes):
+        block.suptitle(label, fontsize=10, ha="left", x=0.01)
+        axes = block.subplots(lines, n_cols, squeeze=False).ravel()
+        for ax, (key, coords) in zip(axes, panels.items()):
             points = _scatter(ax, np.asarray(coords), colour, norm, cmap, point_size)
             ax.set_title(panel_title(key) + (" (no gradient)" if key in dead else ""), fontsize=9)
-        row_axes[0].set_ylabel(label, fontsize=9)
-        for ax in row_axes[len(panels):]:
+            ax.set_box_aspect(1)
+        for ax in axes[len(panels):]:
             ax.set_visible(False)
-    fig.colorbar(points, ax=axes, label=colour_label, shrink=0.8)
+        bar = block.colorbar(points, ax=list(axes[: len(panels)]), shrink=0.8, aspect=25)
+        bar.set_label(colour_label, fontsize=9)
+        bar.ax.tick_params(labelsize=8)
     return fig
 
 
@@ -138,18 +165,19 @@ def plot_quadrant_molecules(coords: np.ndarray, smiles: Sequence[str], colour: n
     """
     coords = np.asarray(coords, dtype=float)
     extremes = quadrant_extremes(coords)
-    fig = plt.figure(figsize=(9, 7))
-    grid = fig.add_gridspec(2, 3, width_ratios=[1, 1.8, 1])
+    fig = plt.figure(figsize=(FIGURE_WIDTH, 5.4))
+    grid = fig.add_gridspec(2, 3, width_ratios=[1, 1.6, 1])
     main = fig.add_subplot(grid[:, 1])
     points = _scatter(main, coords, colour, _colour_norm([colour]), cmap, 10)
     main.set_title(title, fontsize=10)
-    fig.colorbar(points, ax=main, label=colour_label, orientation="horizontal", pad=0.03)
+    bar = fig.colorbar(points, ax=main, orientation="horizontal", pad=0.03)
+    bar.set_label(colour_label, fontsize=9)
     for name, x, y in CORNERS:
         index = extremes[name]
         ax = fig.add_subplot(grid[1 - y, 2 * x])
         ax.imshow(molecule_image(smiles[index]))
         ax.set_axis_off()
-        ax.set_title(f"{name}: {smiles[index]}", fontsize=8)
+        ax.set_title(f"{name}: {smiles[index]}", fontsize=9, wrap=True)
         main.scatter(*coords[index], s=60, facecolors="none", edgecolors="red")
         fig.add_artist(ConnectionPatch(xyA=(1 - x, 0.5), coordsA=ax.transAxes, xyB=tuple(coords[index]),
                                        coordsB=main.transData, color="red", lw=0.8))
@@ -157,7 +185,7 @@ def plot_quadrant_molecules(coords: np.ndarray, smiles: Sequence[str], colour: n
 
 
 def plot_by_layer(tables: Mapping[str, pd.DataFrame], value: str, ylabel: str, log: bool = False,
-                  panel_width: float = 4.5) -> Figure:
+                  n_cols: int = 2) -> Figure:
     """Grouped bars of ``value`` per layer (x) and order (bar colour), one panel per configuration.
 
     Parameters
@@ -168,28 +196,38 @@ def plot_by_layer(tables: Mapping[str, pd.DataFrame], value: str, ylabel: str, l
         Column to plot and its axis label.
     log
         Logarithmic y axis (non-positive values are not drawn).
-    panel_width
-        Width of each panel in inches.
+    n_cols
+        Panels per line (the figure keeps :data:`FIGURE_WIDTH`).
     """
-    fig, axes = plt.subplots(1, len(tables), figsize=(panel_width * len(tables), 3.2), squeeze=False,
-                             sharey=True, constrained_layout=True)
-    for ax, (label, table) in zip(axes[0], tables.items()):
+    lines, columns = _grid_shape(len(tables), n_cols)
+    fig, axes = plt.subplots(lines, columns, figsize=(FIGURE_WIDTH, 2.8 * lines), squeeze=False,
+                             sharey=True, layout="constrained")
+    axes = axes.ravel()
+    for ax, (label, table) in zip(axes, tables.items()):
         wide = table.pivot(index="layer", columns="l", values=value)
         wide = wide.loc[list(dict.fromkeys(table["layer"]))]
         wide.plot.bar(ax=ax, logy=log, rot=0, width=0.8)
-        ax.set_title(label, fontsize=10)
+        ax.set_title(label, fontsize=9)
         ax.set_xlabel("")
-        ax.set_ylabel(ylabel)
-        ax.legend(title="l", fontsize=7, ncol=2)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.legend(title="l", fontsize=8, title_fontsize=8, ncol=2)
+    for ax in axes[len(tables):]:
+        ax.set_visible(False)
     return fig
 
 
-def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabel: str,
-               panel_width: float = 3.6) -> Figure:
-    """Mean over seeds of one usage measure per order, with its interval, one panel per configuration and layer.
+#: Marker of each layer in :func:`plot_usage` (cycled).
+USAGE_MARKERS = ("o", "s", "^", "D")
 
-    Error bars are the t interval over seeds (the widest per-seed bootstrap interval where there is one seed);
-    bars of features that never received a gradient are hatched.
+
+def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabel: str,
+               labels: Mapping[str, str] | None = None, n_cols: int = 3) -> Figure:
+    """Dots and intervals: the mean over seeds of one usage measure per order, one panel per configuration.
+
+    Each layer is one marker, offset side by side at each order; the interval is the t interval over seeds
+    (the widest per-seed bootstrap interval where there is one seed). Features that never received a gradient
+    are drawn as open markers.
 
     Parameters
     ----------
@@ -198,34 +236,53 @@ def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabe
     measure
         Which measure.
     layers
-        Layers to show, one row of panels each (``"all"``: the ablation at every block at once).
+        Layers to show (``"all"``: the ablation at every block at once), one marker each.
     ylabel
         Axis label.
-    panel_width
-        Width of each panel in inches.
+    labels
+        Panel title of each configuration (its ``row``; default: the row name).
+    n_cols
+        Panels per line (the figure keeps :data:`FIGURE_WIDTH`).
     """
     rows = list(dict.fromkeys(summary["row"]))
-    fig, axes = plt.subplots(len(layers), len(rows), figsize=(panel_width * len(rows), 2.6 * len(layers)),
-                             squeeze=False, sharey="row", constrained_layout=True)
-    for i, layer in enumerate(layers):
-        for ax, row in zip(axes[i], rows):
+    labels = labels or {}
+    lines, columns = _grid_shape(len(rows), n_cols)
+    fig, axes = plt.subplots(lines, columns, figsize=(FIGURE_WIDTH, 2.4 * lines + 0.4), squeeze=False,
+                             layout="constrained")
+    axes = axes.ravel()
+    width = 0.6 / max(1, len(layers))
+    for ax, row in zip(axes, rows):
+        seeds = 0
+        for k, layer in enumerate(layers):
             part = summary[(summary["row"] == row) & (summary["measure"] == measure) & (summary["layer"] == layer)]
             part = part.sort_values("l")
             several = part["seeds"] >= 2
             low = np.where(several, part["seed_low"], part["bootstrap_low"])
             high = np.where(several, part["seed_high"], part["bootstrap_high"])
-            x = np.arange(len(part))
-            bars = ax.bar(x, part["mean"], color="tab:blue", alpha=0.8)
-            for bar, trained in zip(bars, part["features_trained"]):
-                if not trained:
-                    bar.set_hatch("//")
-                    bar.set_facecolor("white")
-            ax.errorbar(x, part["mean"], yerr=[part["mean"] - low, high - part["mean"]], fmt="none", color="k",
-                        capsize=3, lw=1)
-            ax.axhline(0, color="grey", lw=0.8)
-            ax.set_xticks(x, [str(l) for l in part["l"]])
-            seeds = int(part["seeds"].max()) if len(part) else 0
-            ax.set_title(f"{row}\n{layer}, {seeds} seed{'s' if seeds != 1 else ''}", fontsize=9)
-            ax.set_xlabel("l")
-        axes[i][0].set_ylabel(ylabel)
+            x = part["l"].to_numpy() + (k - (len(layers) - 1) / 2) * width
+            colour = f"C{k}"
+            ax.errorbar(x, part["mean"], yerr=[part["mean"] - low, high - part["mean"]], fmt="none",
+                        ecolor=colour, lw=1.2)
+            trained = part["features_trained"].to_numpy(dtype=bool)
+            marker = USAGE_MARKERS[k % len(USAGE_MARKERS)]
+            ax.plot(x[trained], part["mean"][trained], marker, color=colour, ms=5, ls="none",
+                    label=layer)
+            ax.plot(x[~trained], part["mean"][~trained], marker, mfc="white", mec=colour, ms=5, ls="none",
+                    label=f"{layer} (no gradient)" if (~trained).any() else None)
+            seeds = max(seeds, int(part["seeds"].max()) if len(part) else 0)
+        ax.axhline(0, color="grey", lw=0.8)
+        orders = sorted(summary.loc[summary["row"] == row, "l"].unique())
+        ax.set_xticks(orders, [str(l) for l in orders])
+        ax.set_title(f"{labels.get(row, row)}\n{seeds} seed{'s' if seeds != 1 else ''}", fontsize=9)
+        ax.set_xlabel("l", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+    for ax in axes[len(rows):]:
+        ax.set_visible(False)
+    legend = {}
+    for ax in axes[: len(rows)]:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=len(legend), fontsize=8,
+               frameon=False)
     return fig
