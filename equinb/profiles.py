@@ -30,7 +30,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "05_irrep_analysis": {"configs": [[0, 1], [0, 2]], "h": 2, "num_layers": 0, "epochs": 1,
                               "n_molecules": 200, "knn": 5, "ridge_folds": 3,
                               "quadrant_panels": [[1, 2], [1, 0]]},
-        "06_table1": {"rows": ["L0-1-2_h32_e100"], "n_molecules": 60, "epochs_factor": 0.01, "h_divisor": 16},
+        "06_table1": {"results_csv": "", "compare_csv": "", "rows": ["L0-1-2_h32_e100"], "n_molecules": 60, "epochs_factor": 0.01, "h_divisor": 16},
     },
     "paper": {
         "04_model_and_training": {"L": [0, 1, 2], "h": 32, "epochs": 100, "n_molecules": 0},
