@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from equinb import sweep
+from equinb import sweep, verdicts
 from equinb.__main__ import main
 from equinb.model import TABLE1_PARAMETERS
 
@@ -22,7 +24,7 @@ def test_table1_has_the_studys_rows_and_counts():
             assert round(TABLE1_PARAMETERS[(row.L, row.h)] / 1e6, 1) == row.parameters_m
     assert sweep.ROWS["L0-3-4-5-6_h16_e100"].test_mse == 0.01
     for claim in sweep.CLAIMS:
-        assert claim.better in sweep.ROWS and claim.worse in sweep.ROWS
+        assert set(claim.rows) <= set(sweep.ROWS)
 
 
 def test_scales_keep_L_and_scale_h_and_epochs():
@@ -85,35 +87,88 @@ def test_summary_in_both_units_and_table_order():
 
 def test_paired_interval_on_known_data():
     """Paired t interval of the log ratio, by hand: ratios 2, 2.2, 1.8 -> geometric mean and scipy-free bounds."""
-    ratio, low, high = sweep.ratio_interval([math.log(2.0), math.log(2.2), math.log(1.8)])
     logs = [math.log(2.0), math.log(2.2), math.log(1.8)]
+    ratio, low, high = verdicts.family_table({"claim": logs}, log=True).loc["claim", ["estimate", "low", "high"]]
     mean = sum(logs) / 3
     sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 2)
     half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 d.o.f.)
     assert (ratio, low, high) == pytest.approx((math.exp(mean), math.exp(mean - half), math.exp(mean + half)))
-    assert math.isnan(sweep.ratio_interval([0.3])[1])
+    assert math.isnan(verdicts.family_table({"claim": [0.3]}, log=True).loc["claim", "low"])
 
 
 def test_verdicts_from_constructed_results():
     claim = sweep.CLAIMS[0].text  # sparse beats dense at 30 epochs, over two times
-    # clearly better on every seed, paired: reproduced, and by the study's factor
+    # clearly better on every seed, paired: reproduced, and the study's factor is consistent with our interval
     clear = sweep.judge_claims(_results({SPARSE: [0.4, 0.5, 0.45], DENSE: [1.5, 1.7, 1.6]})).loc[claim]
-    assert (clear["verdict"], clear["margin"], clear["seeds"]) == ("reproduced", "yes", 3)
+    assert (clear["verdict"], clear["factor verdict"], clear["seeds"]) == ("reproduced", "consistent", 3)
+    assert list(sweep.judge_claims(_results({SPARSE: [0.4], DENSE: [1.5]})).columns[:2]) == ["verdict",
+                                                                                           "factor verdict"]
     # same direction on average but inside the spread of the paired ratios: inconclusive
     close = sweep.judge_claims(_results({SPARSE: [0.9, 1.1, 1.0], DENSE: [1.0, 1.0, 1.05]})).loc[claim]
     assert close["verdict"] == "inconclusive"
-    # pairing matters: seed effects shared by both rows cancel (unpaired spreads overlap, paired ratios do not)
+    # pairing matters: seed effects shared by both rows cancel; the direction holds, the factor of 2 does not
     paired = sweep.judge_claims(_results({SPARSE: [0.5, 1.0, 2.0], DENSE: [0.6, 1.2, 2.3]})).loc[claim]
-    assert paired["verdict"] == "reproduced" and paired["margin"] == "no"
+    assert (paired["verdict"], paired["factor verdict"]) == ("reproduced", "rejected")
     # the opposite direction, clearly: contradicted
     opposite = sweep.judge_claims(_results({SPARSE: [1.5, 1.7, 1.6], DENSE: [0.4, 0.5, 0.45]})).loc[claim]
     assert opposite["verdict"] == "contradicted"
-    # one seed: inconclusive whatever the direction
-    assert sweep.judge_claims(_results({SPARSE: [0.1], DENSE: [5.0]})).loc[claim, "verdict"] == "inconclusive"
+    # one seed: not judged, whatever the direction
+    one = sweep.judge_claims(_results({SPARSE: [0.1], DENSE: [5.0]})).loc[claim]
+    assert one["verdict"] == "one seed: not judged" and one["factor verdict"] == ""
     # models that do not beat the composition baseline twice cannot judge orders
     weak = sweep.judge_claims(_results({SPARSE: [0.4, 0.5, 0.45], DENSE: [1.5, 1.7, 1.6]}, mae_factor=1.5))
     assert weak.loc[claim, "verdict"] == "untestable at this scale"
     assert weak.loc[sweep.CLAIMS[1].text, "verdict"] == "not run"
+
+
+def test_claims_are_one_holm_family():
+    """Two claims with the same paired ratios: alone each is reproduced; with a second claim in the family that
+    has nothing to show, the adjusted interval widens (Holm over the tested claims only)."""
+    sparse100, dense100 = "L0-3-4-5-6_h16_e100", "L0-1-2-3-4_h16_e100"
+    alone = sweep.claim_tests(_results({SPARSE: [0.40, 0.52, 0.45], DENSE: [0.44, 0.60, 0.50]}))
+    both = sweep.claim_tests(_results({SPARSE: [0.40, 0.52, 0.45], DENSE: [0.44, 0.60, 0.50],
+                                       sparse100: [0.1, 0.2, 0.3], dense100: [0.12, 0.18, 0.3]}))
+    first = sweep.CLAIMS[0].text
+    assert alone.loc[first, "p_holm"] == pytest.approx(alone.loc[first, "p"])
+    assert both.loc[first, "p"] == pytest.approx(alone.loc[first, "p"])
+    # tested: the two "beats" claims and the interaction of the four rows; the first has the smallest p
+    assert both["p"].notna().sum() == 3 and both["p"].idxmin() == first
+    assert both.loc[first, "p_holm"] == pytest.approx(3 * both.loc[first, "p"])
+    assert both.loc[first, "adj_low"] < alone.loc[first, "adj_low"]
+    assert (both.loc[first, "low"], both.loc[first, "high"]) == pytest.approx((alone.loc[first, "low"],
+                                                                               alone.loc[first, "high"]))
+
+
+def test_no_claim_holds_by_construction_and_the_interaction_is_a_ratio_of_ratios():
+    for claim in sweep.CLAIMS:  # no claim compares a configuration with itself trained longer
+        configurations = [(sweep.ROWS[row].L, sweep.ROWS[row].h) for row in claim.rows]
+        assert len(set(configurations)) == len(configurations) or len(claim.rows) == 4, claim.text
+    sparse100, dense100 = "L0-3-4-5-6_h16_e100", "L0-1-2-3-4_h16_e100"
+    interaction = next(claim for claim in sweep.CLAIMS if len(claim.rows) == 4)
+    # the study: sparse 0.52 -> 0.01 (x52), dense 1.24 -> 0.22 (x5.6): the sparse set gains 9.2x more
+    assert interaction.ratio({row: sweep.ROWS[row].test_mse for row in interaction.rows}) == pytest.approx(
+        (0.52 / 0.01) / (1.24 / 0.22))
+    # by seed: sparse gains x2, x2.2, x1.8, dense x4 on each -> ratios 0.5, 0.55, 0.45 (contradicted)
+    runs = _results({SPARSE: [0.2, 0.22, 0.18], sparse100: [0.1, 0.1, 0.1], DENSE: [0.4, 0.4, 0.4],
+                     dense100: [0.1, 0.1, 0.1]})
+    line = sweep.claim_tests(runs).loc[interaction.text]
+    expected = math.exp(sum(math.log(r) for r in (0.5, 0.55, 0.45)) / 3)
+    assert line["estimate"] == pytest.approx(expected) and line["seeds"] == 3
+    assert line["verdict"] == "contradicted"
+    assert line["study"] == pytest.approx((0.52 / 0.01) / (1.24 / 0.22))
+
+
+def test_labels_say_what_ran():
+    scale, row = sweep.SCALES["cpu"], sweep.ROWS[ROW]
+    assert scale.label(row) == "[0,1,2] h16 (study 32), 20 ep (study 100)"
+    assert sweep.SCALES["paper"].label(sweep.ROWS[DENSE]) == "[0..4] h16, 30 ep"
+    assert row.label == "[0,1,2] h32, 100 ep" and sweep.orders_label((0, 3, 4, 5, 6)) == "[0,3,4,5,6]"
+    for name in (ROW, DENSE, SPARSE):  # the label carries what the chapter is told to train
+        for profile in ("cpu", "smoke", "paper"):
+            params = sweep.SweepRun(sweep.ROWS[name], sweep.SCALES[profile], 1, Path("x")).parameters()
+            label = sweep.SCALES[profile].label(sweep.ROWS[name])
+            assert label.startswith(f"{sweep.orders_label(params['L'])} h{params['h']}")
+            assert f", {params['epochs']} ep" in label
 
 
 def test_rank_agreement_within_epoch_groups():
@@ -141,6 +196,9 @@ def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, c
         lines = list(csv.DictReader(file))
     assert list(lines[0]) == list(sweep.CSV_COLUMNS) and len(lines) == 1
     assert (lines[0]["row"], lines[0]["h"], lines[0]["epochs"], lines[0]["seed"]) == (ROW, "2", "1", "21616")
+    ran = sweep.run_label(json.loads(lines[0]["L"]), *(int(lines[0][k]) for k in ("h", "epochs", "study_h",
+                                                                                  "study_epochs")))
+    assert ran == sweep.SCALES["smoke"].label(sweep.ROWS[ROW]) == "[0,1,2] h2 (study 32), 1 ep (study 100)"
     run = tmp_path / lines[0]["run"]
     assert (run / "metrics.json").is_file() and (run / f"{sweep.TRAINING_CHAPTER}.ipynb").is_file()
     assert float(lines[0]["test_mse_ev2"]) == pytest.approx(float(lines[0]["test_rmse_ev"]) ** 2)
@@ -154,7 +212,7 @@ def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, c
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was executed again")
 
-    monkeypatch.setattr(sweep, "run_chapter", no_training)
+    monkeypatch.setattr(sweep.run, "run_chapter", no_training)
     assert main(argv) == 0
     assert "recorded before, skipped" in capsys.readouterr().out
     assert (run / "metrics.json").stat().st_mtime_ns == stamp
