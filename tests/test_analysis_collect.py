@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from scipy import stats as scipy_stats
 
 from equinb.__main__ import main
 from equinb.analysis import collect
+from equinb.stats import t_interval, t_p_value
 from equinb.train import TrainConfig, train
 
 TINY = dict(L=[0, 1], h=2, num_layers=0, epochs=1, n_molecules=40, batch_size=16, sh_backend="e3nn",
@@ -66,24 +68,49 @@ def test_bad_requests_are_one_line_errors(tmp_path, capsys):
     assert "--n-boot positive, got 0, 1000, 0" in capsys.readouterr().err
 
 
-def _summary_line(l, mean, low, high, seeds=3, trained=True, b_low=-9.0, b_high=9.0):
+def _summary_line(l, mean, low, high, seeds=3, trained=True, b_low=-9.0, b_high=9.0, values=()):
     return {"row": "L0-1-2_h32_e100", "target": "residual", "layer": "all", "l": l,
             "measure": "mean_ablation_mae_increase_ev", "mean": mean, "seed_low": low, "seed_high": high,
-            "seeds": seeds, "bootstrap_low": b_low, "bootstrap_high": b_high, "features_trained": trained}
+            "seeds": seeds, "seeds_positive": sum(v > 0 for v in values), "bootstrap_low": b_low,
+            "bootstrap_high": b_high, "features_trained": trained, "seed_values": tuple(values)}
 
 
-def test_usage_verdicts_read_the_interval_not_the_direction():
+def _line(l, values, trained=True, b_low=-9.0, b_high=9.0):
+    mean, low, high = t_interval(values)
+    return _summary_line(l, mean, low, high, len(values), trained, b_low, b_high, values)
+
+
+def test_usage_verdicts_from_seeds_only_holm_over_the_cells():
     summary = pd.DataFrame([
-        _summary_line(0, 0.50, 0.30, 0.70),                       # above 0 over seeds: used
-        _summary_line(1, 0.05, -0.02, 0.12),                      # positive but 0 inside: not shown
-        _summary_line(2, -0.04, -0.06, -0.01),                    # below 0: the model does better without it
-        _summary_line(3, 0.02, float("nan"), float("nan"), seeds=1, b_low=0.01, b_high=0.03),  # one seed
-        _summary_line(4, 0.0, 0.0, 0.0, trained=False),
+        _line(0, [0.50, 0.52, 0.51]),                   # well above 0 over seeds: used, even after Holm
+        _line(1, [0.02, 0.08, 0.05]),                   # positive on every seed but 0 inside: inconclusive
+        _line(2, [-0.050, -0.052, -0.051]),             # well below 0: the model does better without it
+        _line(3, [0.02], b_low=0.01, b_high=0.03),      # one seed: its bootstrap above 0 does not decide
+        _line(4, [0.0, 0.0, 0.0], trained=False),
     ])
     verdicts = collect.usage_verdicts(summary).set_index("l")
-    assert verdicts["verdict"].tolist() == ["used", "not shown", "ablation helps", "used", "untrained features"]
-    assert verdicts.loc[3, "basis"] == "1 seed, over molecules" and verdicts.loc[3, "low"] == 0.01
-    assert verdicts.loc[0, "basis"] == "3 seeds"
+    assert list(verdicts.columns)[0] == "verdict"
+    assert verdicts["verdict"].tolist() == ["used", "inconclusive", "ablation helps", "one seed: not judged",
+                                            "untrained features"]
+    assert verdicts.loc[1, "seeds positive"] == "3/3" and math.isnan(verdicts.loc[3, "low"])
+    # the family is the three judged cells: Holm-adjusted p of the smallest is 3 p
+    judged = verdicts["p_holm"].notna()
+    assert judged.sum() == 3
+    p0 = t_p_value([0.50, 0.52, 0.51])
+    p2 = t_p_value([-0.050, -0.052, -0.051])
+    (first, p_first), (second, p_second) = sorted([(0, p0), (2, p2)], key=lambda item: item[1])
+    assert verdicts.loc[first, "p_holm"] == pytest.approx(3 * p_first)  # cell 1's p is the largest
+    assert verdicts.loc[second, "p_holm"] == pytest.approx(max(3 * p_first, 2 * p_second))
+    assert verdicts.loc[0, "adj_low"] < verdicts.loc[0, "low"]
+
+
+def test_summary_carries_the_seed_values(sweep_csv, tmp_path):
+    usage = collect.collect_usage(sweep_csv, tmp_path / "usage.csv", n_boot=20, log=lambda line: None)
+    summary = collect.summarize_usage(usage)
+    line = summary.iloc[0]
+    values = usage[(usage["layer"] == line["layer"]) & (usage["l"] == line["l"])
+                   & (usage["measure"] == line["measure"])]["value"]
+    assert line["seed_values"] == tuple(values) and line["seeds_positive"] == int((values > 0).sum())
 
 
 def test_plot_usage_draws_one_dot_and_interval_per_order_and_layer():
@@ -98,7 +125,7 @@ def test_plot_usage_draws_one_dot_and_interval_per_order_and_layer():
     fig = plot_usage(summary, "mean_ablation_mae_increase_ev", ["all", "conv_0"], "MAE increase (eV)",
                      labels={"L0-1-2-3-4_h16_e30": "[0..4] h16, 6 ep"})
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(axes) == 2 and axes[1].get_title() == "[0..4] h16, 6 ep\n3 seeds"
+    assert len(axes) == 2 and axes[1].get_title() == "[0..4] h16\n6 ep · 3 seeds"
     first = axes[0]
     interval = first.collections[0].get_segments()  # layer "all": one vertical interval per order
     assert [tuple(np.round(seg[:, 1], 6)) for seg in interval] == [(0.0, 0.1), (0.0, 0.3), (0.0, 0.5)]

@@ -144,3 +144,16 @@ def test_plot_by_layer():
     fig = analysis.plot_by_layer({name: table for name in "ABC"}, "share", "share")  # wraps: 2 + 1
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["A", "B", "C"]
     assert len({round(ax.get_position().y0, 3) for ax in fig.axes if ax.get_visible()}) == 2
+
+
+def test_study_figure_names_the_figure_of_a_configuration():
+    # from the study's captions: Figure 1a [0..6] and 1b [0,3,4,5,6] at 30 epochs, Figure 5 [0..4] at 30,
+    # Figure 6a/6b the same two at 100 epochs, Figure 4 [0,1,2] and [0,1,2,l] for even l at 100 epochs
+    assert analysis.figures.study_figure([0, 1, 2, 3, 4, 5, 6], 30) == "1a"
+    assert analysis.figures.study_figure([6, 5, 4, 3, 0], 30) == "1b"
+    assert analysis.figures.study_figure([0, 1, 2, 3, 4], 30) == "5"
+    assert analysis.figures.study_figure([0, 1, 2, 3, 4], 100) == "6a"
+    assert analysis.figures.study_figure([0, 3, 4, 5, 6], 100) == "6b"
+    assert analysis.figures.study_figure([0, 1, 2, 8], 100) == "4"
+    assert analysis.figures.study_figure([0, 1, 2, 3], 30) is None  # not in any figure
+    assert analysis.figures.study_figure([0, 1, 2], None) is None

@@ -19,6 +19,24 @@ from .projection import molecule_from_smiles
 CORNERS = (("NW", 0, 1), ("NE", 1, 1), ("SW", 0, 0), ("SE", 1, 0))
 
 
+#: The study's PHATE figures by the run they show, ``(orders, study epochs)``: Figure 1 the two best models of
+#: Table 1's second half at 30 epochs, Figure 4 the canonical set and one added even order (100 epochs), Figure 5
+#: the contiguous [0..4] at 30 epochs, Figure 6 [0..4] and [0,3,4,5,6] at 100 epochs (Figure 7 reads 6b).
+STUDY_FIGURES: dict[tuple[tuple[int, ...], int], str] = {
+    ((0, 1, 2, 3, 4, 5, 6), 30): "1a", ((0, 3, 4, 5, 6), 30): "1b",
+    ((0, 1, 2), 100): "4, first row", ((0, 1, 2, 4), 100): "4", ((0, 1, 2, 6), 100): "4",
+    ((0, 1, 2, 8), 100): "4", ((0, 1, 2, 10), 100): "4",
+    ((0, 1, 2, 3, 4), 30): "5", ((0, 1, 2, 3, 4), 100): "6a", ((0, 3, 4, 5, 6), 100): "6b",
+}
+
+
+def study_figure(L: Sequence[int], study_epochs: int | None) -> str | None:
+    """The study's figure that shows a run of orders ``L`` trained for ``study_epochs`` (None: no figure)."""
+    if study_epochs is None:
+        return None
+    return STUDY_FIGURES.get((tuple(sorted(int(l) for l in L)), int(study_epochs)))
+
+
 #: Width of every figure, in inches: at the inline backend's 100 dpi it fills the book's 688 px text column.
 FIGURE_WIDTH = 7.0
 #: Most panels side by side in one figure row (each stays at least ~150 px wide in the column).
@@ -251,7 +269,9 @@ def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabe
                              layout="constrained")
     axes = axes.ravel()
     width = 0.6 / max(1, len(layers))
-    for ax, row in zip(axes, rows):
+    for i, (ax, row) in enumerate(zip(axes, rows)):
+        orders = sorted(summary.loc[summary["row"] == row, "l"].unique())
+        position = {l: j for j, l in enumerate(orders)}  # orders side by side, gaps in L not drawn
         seeds = 0
         for k, layer in enumerate(layers):
             part = summary[(summary["row"] == row) & (summary["measure"] == measure) & (summary["layer"] == layer)]
@@ -259,7 +279,7 @@ def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabe
             several = part["seeds"] >= 2
             low = np.where(several, part["seed_low"], part["bootstrap_low"])
             high = np.where(several, part["seed_high"], part["bootstrap_high"])
-            x = part["l"].to_numpy() + (k - (len(layers) - 1) / 2) * width
+            x = part["l"].map(position).to_numpy() + (k - (len(layers) - 1) / 2) * width
             colour = f"C{k}"
             ax.errorbar(x, part["mean"], yerr=[part["mean"] - low, high - part["mean"]], fmt="none",
                         ecolor=colour, lw=1.2)
@@ -271,11 +291,12 @@ def plot_usage(summary: pd.DataFrame, measure: str, layers: Sequence[str], ylabe
                     label=f"{layer} (no gradient)" if (~trained).any() else None)
             seeds = max(seeds, int(part["seeds"].max()) if len(part) else 0)
         ax.axhline(0, color="grey", lw=0.8)
-        orders = sorted(summary.loc[summary["row"] == row, "l"].unique())
-        ax.set_xticks(orders, [str(l) for l in orders])
-        ax.set_title(f"{labels.get(row, row)}\n{seeds} seed{'s' if seeds != 1 else ''}", fontsize=9)
+        ax.set_xticks(range(len(orders)), [str(l) for l in orders])
+        title = labels.get(row, row).replace(", ", "\n", 1)
+        ax.set_title(f"{title} · {seeds} seed{'s' if seeds != 1 else ''}", fontsize=9)
         ax.set_xlabel("l", fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=9)
+        if i % columns == 0:
+            ax.set_ylabel(ylabel, fontsize=9)
         ax.tick_params(labelsize=8)
     for ax in axes[len(rows):]:
         ax.set_visible(False)
