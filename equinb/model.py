@@ -16,8 +16,8 @@ This is the model of Lee, Galkin & Miret (arXiv:2410.08131, §2 and Appendix A.3
 * the readout ``o3.Linear(h x L -> 1x0e)`` gives a scalar per atom; the sum over each graph's atoms goes through
   ``nn.Linear(1, 1)`` (the study's output head) to the energy, in normalised units.
 
-The parameter counts of the paper's Table 1 follow exactly from this structure (:data:`TABLE1_PARAMETERS`, all
-seven reproduced to the unit). With ``W0`` and ``W`` the path-weight counts of the initial (``64x0e``) and conv
+The parameter counts of the paper's Table 1 follow exactly from this structure (:data:`TABLE1_PARAMETERS`, the
+seven known to the unit reproduced exactly; all nine distinct ``(L, h)`` of the table match its printed millions). With ``W0`` and ``W`` the path-weight counts of the initial (``64x0e``) and conv
 (``h x L``) tensor products, the count is ``100*64 + (20*h + h*W0) + (num_layers + 1)*(20*h + h*W) + h + 2``:
 the embedding table, per block a bias-free radial MLP of hidden width ``h`` (the tensor products themselves
 have no weights of their own), the bias-free readout (``h`` weights on the ``0e`` channels) and the 1 -> 1
@@ -147,8 +147,8 @@ class ModelConfig:
     Parameters
     ----------
     L
-        Orders of the harmonics and of the hidden features (sorted, unique, ``0 <= l <= 10``; must contain 0,
-        which the scalar readout reads).
+        Orders of the harmonics and of the hidden features (sorted, unique, ``0 <= l <= 12``, i.e.
+        :data:`equinb.so3.L_MAX`; must contain 0, which the scalar readout reads).
     h
         Hidden multiplicity: every block outputs ``h x l`` for each ``l`` in ``L``.
     num_layers
