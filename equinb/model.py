@@ -17,8 +17,9 @@ This is the model of Lee, Galkin & Miret (arXiv:2410.08131, §2 and Appendix A.3
   ``nn.Linear(1, 1)`` (the study's output head) to the energy, in normalised units.
 
 The parameter counts of the paper's Table 1 follow exactly from this structure (:data:`TABLE1_PARAMETERS`, the
-seven known to the unit reproduced exactly; all nine distinct ``(L, h)`` of the table match its printed millions). With ``W0`` and ``W`` the path-weight counts of the initial (``64x0e``) and conv
-(``h x L``) tensor products, the count is ``100*64 + (20*h + h*W0) + (num_layers + 1)*(20*h + h*W) + h + 2``:
+seven known to the unit reproduced exactly; all nine distinct ``(L, h)`` of the table match its printed
+millions). With ``W0`` and ``W`` the path-weight counts of the initial (``64x0e``) and conv (``h x L``) tensor
+products, the count is ``100*64 + (20*h + h*W0) + (num_layers + 1)*(20*h + h*W) + h + 2``:
 the embedding table, per block a bias-free radial MLP of hidden width ``h`` (the tensor products themselves
 have no weights of their own), the bias-free readout (``h`` weights on the ``0e`` channels) and the 1 -> 1
 output head with its bias.
