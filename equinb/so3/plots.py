@@ -88,12 +88,12 @@ def plot_tensor_product_paths(
         for l, (px, py) in positions.items():
             ax.plot(px, py, "o", ms=7, color=face, zorder=3)
             ax.annotate(_irrep_label(l), (px, py), textcoords="offset points", xytext=offset,
-                        ha="center", va="center", fontsize=8)
+                        ha="center", va="center", fontsize=10)
     ax.set_xlim(-0.1, 1.15)
     ax.set_ylim(-0.15, 1.12)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"L = {list(orders_in)}: {len(paths)} paths", fontsize=9)
+    ax.set_title(f"L = {list(orders_in)}: {len(paths)} paths", fontsize=11)
     return ax
 
 
