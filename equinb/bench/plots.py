@@ -63,7 +63,7 @@ def plot_vs_size(results: pd.DataFrame, label: str, mode: str, bandwidth: float 
         ax.axhline(roofline_ns_per_point(parse_set(label), bandwidth, dtype, mode), color="k", ls="--", lw=1,
                    label="memory floor")
     ax.set(xscale="log", yscale="log", xlabel="N (points)", ylabel="ns per point", title=f"L = [{label}], {mode}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return ax
 
 
@@ -94,5 +94,5 @@ def plot_vs_order(results: pd.DataFrame, n: int, mode: str, bandwidth: float | N
         ax.plot(orders, [roofline_ns_per_point([l], bandwidth, dtype, mode) for l in orders], "k--", lw=1,
                 label="memory floor")
     ax.set(yscale="log", xlabel="order l (alone)", ylabel="ns per point", title=f"N = {n:,}, {mode}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return ax
