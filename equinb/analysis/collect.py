@@ -22,6 +22,7 @@ import pandas as pd
 from ..baseline import BASELINE_FACTOR
 from ..runs import RunFolder, atomic_write_bytes
 from ..stats import LEVEL, N_BOOT, t_interval
+from ..verdicts import PRIMARY, judge_family
 from ..trained import run_data
 from .embeddings import load_test_set
 from .usage import feature_means, usage_table
@@ -134,8 +135,9 @@ def summarize_usage(usage: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One line per (row, target, layer, l, measure): ``mean``, ``seed_low``, ``seed_high`` (NaN with one
-        seed), ``seeds``, ``bootstrap_low``/``bootstrap_high`` (the lowest and highest per-seed bound) and
-        ``features_trained``.
+        seed), ``seeds``, ``seeds_positive`` (how many seeds' values are above 0), ``bootstrap_low``/
+        ``bootstrap_high`` (the lowest and highest per-seed bound), ``features_trained`` and ``seed_values`` (the
+        per-seed values, a tuple, for :func:`usage_verdicts`).
     """
     keys = ["row", "target", "layer", "l", "measure"]
     lines = []
@@ -143,37 +145,59 @@ def summarize_usage(usage: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
         mean, low, high = t_interval(group["value"], level)
         lines.append(dict(zip(keys, key)) | {
             "mean": mean, "seed_low": low, "seed_high": high, "seeds": group["seed"].nunique(),
+            "seeds_positive": int((group["value"] > 0).sum()),
             "bootstrap_low": float(group["ci_low"].min()), "bootstrap_high": float(group["ci_high"].max()),
-            "features_trained": bool(group["features_trained"].all())})
+            "features_trained": bool(group["features_trained"].all()),
+            "seed_values": tuple(float(v) for v in group["value"])})
     return pd.DataFrame(lines)
 
 
-def usage_verdicts(summary: pd.DataFrame, measure: str = "mean_ablation_mae_increase_ev",
-                   layer: str = "all") -> pd.DataFrame:
-    """Is each order used? One line per (row, target, l), read off an interval of :func:`summarize_usage`.
+#: Verdict of an order whose features never received a training gradient.
+UNTRAINED = "untrained features"
+#: Columns of :func:`usage_verdicts`.
+VERDICT_COLUMNS = ("verdict", "row", "target", "l", "seeds", "seeds positive", "mean", "low", "high", "adj_low",
+                   "adj_high", "p_holm")
 
-    The interval is the t interval over seeds where there are two or more, else the single seed's bootstrap
-    interval over test molecules (``basis`` says which). Verdicts: ``used`` (interval above 0), ``ablation helps``
-    (below 0), ``not shown`` (the interval contains 0: no evidence either way at this number of seeds and
-    molecules), ``untrained features`` (the features read never received a gradient).
+
+def usage_verdicts(summary: pd.DataFrame, measure: str = PRIMARY["usage"], layer: str = "all",
+                   level: float = LEVEL) -> pd.DataFrame:
+    """Is each order used? One Holm family over the (row, target, l) cells of one measure at one layer.
+
+    By the rules of :mod:`equinb.verdicts`: seed-level variation only (the t interval over seeds; the bootstrap
+    over one seed's molecules never decides), cells with one seed :data:`~equinb.verdicts.ONE_SEED`, Holm over the
+    cells judged. Verdicts: ``used`` (adjusted interval above 0), ``ablation helps`` (below 0), ``inconclusive``,
+    ``one seed: not judged``, ``untrained features`` (the features read never received a gradient; not in the
+    family).
+
+    Parameters
+    ----------
+    summary
+        From :func:`summarize_usage`.
+    measure, layer
+        The measure (default the family's primary one, :data:`equinb.verdicts.PRIMARY`) and the layer read.
+    level
+        Family-wise confidence level.
 
     Returns
     -------
     pandas.DataFrame
-        ``row``, ``target``, ``l``, ``mean``, ``low``, ``high``, ``basis``, ``verdict``.
+        :data:`VERDICT_COLUMNS`: ``low``/``high`` unadjusted, ``adj_low``/``adj_high`` Holm-adjusted, ``seeds
+        positive`` as ``"k/n"``.
     """
-    lines = []
-    for line in summary[(summary["measure"] == measure) & (summary["layer"] == layer)].itertuples():
-        several = line.seeds >= 2
-        low, high = (line.seed_low, line.seed_high) if several else (line.bootstrap_low, line.bootstrap_high)
-        if not line.features_trained:
-            verdict = "untrained features"
-        else:
-            verdict = "used" if low > 0 else "ablation helps" if high < 0 else "not shown"
-        lines.append({"row": line.row, "target": line.target, "l": line.l, "mean": line.mean, "low": low,
-                      "high": high, "basis": f"{line.seeds} seeds" if several else "1 seed, over molecules",
-                      "verdict": verdict})
-    return pd.DataFrame(lines, columns=["row", "target", "l", "mean", "low", "high", "basis", "verdict"])
+    cells = summary[(summary["measure"] == measure) & (summary["layer"] == layer)].reset_index(drop=True)
+    if cells.empty:
+        return pd.DataFrame(columns=list(VERDICT_COLUMNS))
+    trained = cells["features_trained"].astype(bool)
+    table = judge_family({k: (list(v) if trained[k] else []) for k, v in cells["seed_values"].items()}, "used",
+                         "ablation helps", level)
+    verdict = table["verdict"].where(trained, UNTRAINED)
+    return pd.DataFrame({
+        "verdict": verdict, "row": cells["row"], "target": cells["target"], "l": cells["l"],
+        "seeds": cells["seeds"], "seeds positive": [f"{k}/{n}" for k, n in zip(cells["seeds_positive"],
+                                                                              cells["seeds"])],
+        "mean": cells["mean"], "low": table["low"], "high": table["high"], "adj_low": table["adj_low"],
+        "adj_high": table["adj_high"], "p_holm": table["p_holm"],
+    }, columns=list(VERDICT_COLUMNS))
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -196,5 +220,5 @@ def command(args: argparse.Namespace) -> Path:
     return Path(args.out)
 
 
-__all__ = ["DEFAULT_CSV", "USAGE_COLUMNS", "UsageError", "collect_usage", "run_usage", "summarize_usage",
-           "usage_verdicts"]
+__all__ = ["DEFAULT_CSV", "UNTRAINED", "USAGE_COLUMNS", "UsageError", "VERDICT_COLUMNS", "collect_usage", "run_usage",
+           "summarize_usage", "usage_verdicts"]
