@@ -2,7 +2,8 @@
 
 A run folder holds ``config.json`` (everything needed to rebuild the run), ``split.npz`` (the molecules of each
 split), ``checkpoint.pt`` (model, optimiser and history after the last finished epoch), ``history.csv`` (one row
-per epoch) and, once the run has finished, ``metrics.json``. Every file is written to a temporary name and
+per epoch), a model snapshot ``checkpoint_e<N>.pt`` at each epoch a trajectory is evaluated at and, once the run
+has finished, ``metrics.json``. Every file is written to a temporary name and
 renamed into place, so an interrupted process never leaves a half-written file behind. Training writes run
 folders; analysis and sweeps only read them.
 """
@@ -27,6 +28,11 @@ SPLIT = "split.npz"
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
+
+
+def epoch_checkpoint(epoch: int) -> str:
+    """File name of the model snapshot kept at an intermediate epoch of a trajectory, e.g. ``checkpoint_e6.pt``."""
+    return f"checkpoint_e{int(epoch)}.pt"
 
 
 def runs_dir(path: str | os.PathLike | None = None) -> Path:

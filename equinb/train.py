@@ -21,7 +21,7 @@ from . import data, progress as terminal
 from .allocator import keep_freed_memory
 from .baseline import fit_composition_baseline, regression_metrics
 from .model import count_parameters
-from .runs import SPLIT, RunFolder, config_key, find_run, runs_dir
+from .runs import SPLIT, RunFolder, config_key, epoch_checkpoint, find_run, runs_dir
 from .target import TARGETS, Target
 from .trained import initial_model, load_checkpoint, model_config, predict, resolve_device, save_checkpoint
 
@@ -142,6 +142,7 @@ def train(
     compile: bool = False,
     progress: bool | None = None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    eval_epochs: Sequence[int] = (),
 ) -> RunFolder:
     """Return the finished run of ``config``, training (or resuming) it first if needed.
 
@@ -162,6 +163,12 @@ def train(
         ``None`` (default) only when stderr is a terminal (never on a book page), ``True``/``False`` always/never.
     on_epoch_end
         Called with each epoch's history row after its checkpoint is written.
+    eval_epochs
+        Earlier epochs of the trajectory to evaluate (one run per configuration and seed serves every epoch count
+        of a study: with no learning-rate schedule and the data order fixed by the seed, the first ``k`` epochs of
+        a longer run are the ``k``-epoch run). At each ``k`` before the last epoch, the model is kept as
+        ``checkpoint_e<k>.pt`` and its test and validation metrics go to ``metrics.json`` under ``"at_epochs"``
+        (keyed by ``str(k)``); the last epoch's are the run's own metrics.
 
     Returns
     -------
@@ -181,7 +188,14 @@ def train(
     run = find_run(settings, parent, finished=False) or RunFolder(parent / (name or config.run_name()))
     if run.file("config.json").is_file() and run.config != settings:
         raise ValueError(f"{run.path} holds a run of another configuration; choose another name")
+    eval_epochs = sorted({int(k) for k in eval_epochs})
+    if any(k < 1 or k > config.epochs for k in eval_epochs):
+        raise ValueError(f"eval_epochs must lie in 1..{config.epochs} (the run's epochs), got {eval_epochs}")
     if run.finished:
+        kept = set(run.metrics.get("at_epochs", {}))
+        if not {str(k) for k in eval_epochs if k < config.epochs} <= kept:
+            raise ValueError(f"{run.path} finished without snapshots at epochs {eval_epochs}; it kept "
+                             f"{sorted(kept, key=int) or 'none'}")
         return run
     run.write_config(settings)
 
@@ -195,11 +209,13 @@ def train(
     model = initial_model(settings).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict[str, Any]] = []
+    at_epochs: dict[str, dict[str, Any]] = {}
     state = load_checkpoint(run, map_location=device)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
+        at_epochs = state.get("at_epochs", {})
     step = torch.compile(model, dynamic=True) if compile else model
 
     for epoch in range(len(history), config.epochs):
@@ -226,9 +242,13 @@ def train(
         row = {"epoch": epoch + 1, "train_loss": total / count, "val_mae_ev": val["mae_ev"],
                "val_rmse_ev": val["rmse_ev"], "seconds": time.perf_counter() - started}
         history.append(row)
+        if epoch + 1 in eval_epochs and epoch + 1 < config.epochs:
+            at_epochs[str(epoch + 1)] = {"test": _metrics(*predict(model, graphs["test"], target)), "val": val}
+            save_checkpoint(run, {"model": model.state_dict(), "target": target.to_dict()},
+                            epoch_checkpoint(epoch + 1))
         save_checkpoint(run, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                               "history": history, "normalizer": target.normalizer.to_dict(),
-                              "target": target.to_dict()})
+                              "target": target.to_dict(), "at_epochs": at_epochs})
         run.write_history(history)
         terminal.note(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}, "
                       f"val MAE {row['val_mae_ev']:.3f} eV ({row['seconds']:.1f} s)", progress)
@@ -249,5 +269,6 @@ def train(
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "tp_backend": next(iter(model.blocks.values())).tp.backend,  # what "auto" resolved to
         "torch_threads": torch.get_num_threads(),
+        **({"at_epochs": at_epochs} if at_epochs else {}),
     })
     return run

@@ -15,7 +15,7 @@ import torch
 
 from . import data
 from .model import EquivariantModel, ModelConfig
-from .runs import CHECKPOINT, SPLIT, RunFolder, atomic_write_bytes
+from .runs import CHECKPOINT, SPLIT, RunFolder, atomic_write_bytes, epoch_checkpoint
 from .target import Target
 
 
@@ -41,36 +41,49 @@ def initial_model(config: dict) -> EquivariantModel:
         return EquivariantModel.from_config(model_config(config))
 
 
-def save_checkpoint(run: RunFolder, state: dict) -> None:
-    """Write ``checkpoint.pt`` atomically (serialised in memory, then renamed into place)."""
+def save_checkpoint(run: RunFolder, state: dict, name: str = CHECKPOINT) -> None:
+    """Write ``checkpoint.pt`` (or another file ``name`` of the run) atomically: serialised in memory, then renamed
+    into place."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(run.file(CHECKPOINT), buffer.getvalue())
+    atomic_write_bytes(run.file(name), buffer.getvalue())
 
 
-def load_checkpoint(run: RunFolder, map_location: str | torch.device = "cpu") -> dict | None:
-    """The last checkpoint of a run, or None if it has none yet."""
-    path = run.file(CHECKPOINT)
+def load_checkpoint(run: RunFolder, map_location: str | torch.device = "cpu", epoch: int | None = None) -> dict | None:
+    """The last checkpoint of a run (or its snapshot at ``epoch``), or None if it has none."""
+    path = run.file(CHECKPOINT if epoch is None else epoch_checkpoint(epoch))
     if not path.is_file():
         return None
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def load_model(run: RunFolder, device: str | torch.device = "auto") -> tuple[EquivariantModel, Target]:
+def load_model(run: RunFolder, device: str | torch.device = "auto",
+               epoch: int | None = None) -> tuple[EquivariantModel, Target]:
     """The trained model of a finished run (in eval mode) and its target (label transform).
+
+    Parameters
+    ----------
+    run
+        A finished run.
+    device
+        Where to load it (``"auto"``: CUDA if available).
+    epoch
+        An epoch the run kept a snapshot at (``train(..., eval_epochs=...)``); None: the final model.
 
     Raises
     ------
     ValueError
-        If the folder is not a finished run.
+        If the folder is not a finished run, or has no snapshot at ``epoch``.
     """
     run.require_finished()
     device = resolve_device(device)
-    state = load_checkpoint(run, map_location=device)
+    state = load_checkpoint(run, map_location=device, epoch=epoch)
+    if state is None:
+        raise ValueError(f"run {run.path} kept no snapshot at epoch {epoch}; train it with eval_epochs=[{epoch}]")
     model = EquivariantModel.from_config(model_config(run.config)).to(device)
     model.load_state_dict(state["model"])
     model.eval()
-    return model, Target.from_dict(state.get("target", state["normalizer"]))
+    return model, Target.from_dict(state["target"] if "target" in state else state["normalizer"])
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,23 @@ def test_residual_target_run_reports_ev(tmp_path):
     graphs = run_data(run, ["test"]).graphs["test"]
     true, predicted = predict(model, graphs, target)
     assert abs(abs(predicted - true).mean() - run.metrics["test"]["mae_ev"]) < 1e-9
+
+
+def test_trajectory_a_short_run_read_from_a_longer_one(reference, tmp_path):
+    """One trajectory per (configuration, seed): the 3-epoch result read from a 5-epoch run is the 3-epoch run."""
+    longer = train(TinyConfig(epochs=5), runs_parent=tmp_path, progress=False, eval_epochs=[3, 5])
+    at = longer.metrics["at_epochs"]
+    assert set(at) == {"3"}  # the last epoch's metrics are the run's own
+    assert at["3"]["test"] == reference.metrics["test"] and at["3"]["val"] == reference.metrics["val"]
+    assert _history(longer)[:3] == _history(reference)
+    snapshot, _ = load_model(longer, "cpu", epoch=3)
+    final, _ = load_model(reference, "cpu")
+    for name, tensor in final.state_dict().items():
+        assert torch.equal(snapshot.state_dict()[name], tensor), name
+    assert longer.metrics["test"] != at["3"]["test"]  # and the longer run went on training
+    with pytest.raises(ValueError, match="kept no snapshot at epoch 2"):
+        load_model(longer, "cpu", epoch=2)
+    with pytest.raises(ValueError, match=r"finished without snapshots at epochs \[2\]; it kept \['3'\]"):
+        train(TinyConfig(epochs=5), runs_parent=tmp_path, progress=False, eval_epochs=[2])
+    with pytest.raises(ValueError, match=r"eval_epochs must lie in 1..5"):
+        train(TinyConfig(epochs=5), runs_parent=tmp_path, progress=False, eval_epochs=[6])
