@@ -157,3 +157,10 @@ def test_study_figure_names_the_figure_of_a_configuration():
     assert analysis.figures.study_figure([0, 1, 2, 8], 100) == "4"
     assert analysis.figures.study_figure([0, 1, 2, 3], 30) is None  # not in any figure
     assert analysis.figures.study_figure([0, 1, 2], None) is None
+
+
+def test_book_table_rounds_to_significant_digits_and_wraps_cells():
+    table = pd.DataFrame({"ratio": [1.23456, float("nan")], "name": ["a", "b"]}, index=["x", "y"])
+    html = analysis.figures.book_table(table, digits=2).to_html()
+    assert ">1.2<" in html and "–" in html and "1.23" not in html
+    assert "white-space: normal" in html and analysis.figures.CELL_MAX_WIDTH in html

@@ -43,6 +43,25 @@ FIGURE_WIDTH = 7.0
 MAX_COLUMNS = 4
 
 
+#: Widest a table cell grows before its text wraps (the book's text column is 688 px).
+CELL_MAX_WIDTH = "11em"
+
+
+def book_table(table: pd.DataFrame, digits: int = 3):
+    """A table styled for the book's text column: numbers to ``digits`` significant digits, ``–`` for missing
+    values, and header and body cells that wrap their text beyond :data:`CELL_MAX_WIDTH`.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        The styled table (displayed as HTML by a notebook).
+    """
+    numbers = table.select_dtypes("number").columns
+    cells = f"white-space: normal; max-width: {CELL_MAX_WIDTH}; overflow-wrap: break-word;"
+    return (table.style.format({column: f"{{:.{digits}g}}" for column in numbers}, na_rep="–")
+            .set_table_styles([{"selector": "th", "props": cells}, {"selector": "td", "props": cells}]))
+
+
 def panel_title(key: str | int) -> str:
     """``"l = 3"`` for an order, any other key (``"joint"``, ``"6 epochs"``) as it is."""
     return f"l = {key}" if isinstance(key, (int, np.integer)) else str(key)
