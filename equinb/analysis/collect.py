@@ -25,7 +25,7 @@ from ..stats import LEVEL, N_BOOT, t_interval
 from ..verdicts import PRIMARY, judge_family
 from ..trained import run_data
 from .embeddings import load_test_set
-from .usage import feature_means, usage_table
+from .usage import element_feature_means, feature_means, usage_table
 
 #: Where the book's usage results live.
 DEFAULT_CSV = "results/irrep_usage_cpu.csv"
@@ -46,7 +46,8 @@ def _run_key(row: dict | pd.Series) -> tuple[str, int, str]:
 
 def run_usage(folder: RunFolder, n_test: int | None = None, n_means: int | None = 1000, level: float = LEVEL,
               n_boot: int = N_BOOT) -> pd.DataFrame:
-    """:func:`~equinb.analysis.usage.usage_table` of one finished run.
+    """:func:`~equinb.analysis.usage.usage_table` of one finished run, with the per-element mean-ablation beside
+    the all-atom one.
 
     Parameters
     ----------
@@ -61,7 +62,8 @@ def run_usage(folder: RunFolder, n_test: int | None = None, n_means: int | None 
     """
     test = load_test_set(folder, n_test)
     train = run_data(folder, ["train"], limit=n_means, arrays=test.arrays).graphs["train"]
-    return usage_table(test, feature_means(test.model, train), level=level, n_boot=n_boot)
+    return usage_table(test, feature_means(test.model, train), level=level, n_boot=n_boot,
+                       element_means=element_feature_means(test.model, train))
 
 
 def collect_usage(results_csv: str | os.PathLike, out_csv: str | os.PathLike = DEFAULT_CSV,

@@ -10,6 +10,12 @@ Mean-ablation (:func:`mean_ablation`)
     the scalars of the residual stream; ablating it at every block (``layer = "all"``) can. The measure is the
     increase of the test MAE, per molecule ``|error ablated| - |error intact|`` averaged, with a bootstrap
     interval over the test molecules.
+Per-element mean-ablation (:func:`element_feature_means`, the same :func:`mean_ablation`)
+    Replacing an order by its mean over all atoms also removes its mean energy contribution per element (an
+    order can carry a per-element offset that a composition fit would absorb), which overstates its use. Replacing
+    each atom's order-``l`` features by their mean over the training atoms *of the same element* keeps that
+    contribution and removes only what varies between atoms of an element: measure
+    ``element_mean_ablation_mae_increase_ev``, reported beside the all-atom one.
 Input-gradient attribution (:func:`gradient_measures`)
     Gradient times input, per order, of the predicted energy with respect to a block's output features
     (saliency in the sense of Simonyan et al., the study's suggestion in its A.5.2): for molecule ``n``,
@@ -43,6 +49,9 @@ from .embeddings import TestSet, block_outputs, check_layer, check_orders
 
 #: Name of the ablation that replaces an order at every block at once.
 ALL_BLOCKS = "all"
+#: Measures of the ablation by the mean over all atoms and by the mean over the atoms of each element.
+MEAN_ABLATION = "mean_ablation_mae_increase_ev"
+ELEMENT_MEAN_ABLATION = "element_mean_ablation_mae_increase_ev"
 
 
 def features_trained(model: EquivariantModel, layer: str, l: int) -> bool:
@@ -79,23 +88,68 @@ def feature_means(model: EquivariantModel, graphs: Sequence, layers: Iterable[st
     return {layer: total / n_atoms for layer, total in sums.items()}
 
 
-@contextmanager
-def mean_ablated(model: EquivariantModel, layers: Iterable[str], l: int,
-                 means: Mapping[str, torch.Tensor]) -> Iterator[None]:
-    """Within the block, the order-``l`` outputs of every block in ``layers`` are replaced by ``means[layer]``.
+@torch.no_grad()
+def element_feature_means(model: EquivariantModel, graphs: Sequence, layers: Iterable[str] | None = None,
+                          batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """Mean of every block's output features over the atoms of each element of ``graphs``, per column.
+
+    Returns
+    -------
+    dict
+        ``{layer: (n_elements, irreps_hidden.dim) float64 tensor}``, row ``z`` for atomic number ``z`` (the rows
+        of the model's atom embedding); an element without atoms in ``graphs`` gets the mean over all atoms.
 
     Raises
     ------
     ValueError
-        For an unknown layer or order, or a layer without means.
+        For an unknown layer or no atoms.
+    """
+    layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
+    device = next(model.parameters()).device
+    n_elements = model.atom_embedding.num_embeddings
+    sums = {layer: torch.zeros(n_elements, model.irreps_hidden.dim, dtype=torch.float64) for layer in layers}
+    counts = torch.zeros(n_elements, dtype=torch.float64)
+    for batch in data.make_loader(graphs, batch_size=batch_size, shuffle=False):
+        z = batch.z.cpu()
+        counts += torch.bincount(z, minlength=n_elements).double()
+        for out in model.embed(batch.to(device)):
+            if out.name in sums:
+                sums[out.name].index_add_(0, z, out.node_features.double().cpu())
+    if counts.sum() == 0:
+        raise ValueError("element_feature_means needs at least one atom")
+    present = counts > 0
+    means = {}
+    for layer, total in sums.items():
+        mean = total.sum(0) / counts.sum()
+        means[layer] = torch.where(present[:, None], total / counts.clamp(min=1)[:, None], mean)
+    return means
+
+
+@contextmanager
+def mean_ablated(model: EquivariantModel, layers: Iterable[str], l: int,
+                 means: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, the order-``l`` outputs of every block in ``layers`` are replaced by ``means[layer]``:
+    one mean for all atoms (``(dim,)``, :func:`feature_means`) or one per element (``(n_elements, dim)``,
+    :func:`element_feature_means`, read at each atom's atomic number in the forward pass).
+
+    Raises
+    ------
+    ValueError
+        For an unknown layer or order, a layer without means, or per-element means outside ``model(batch)``.
     """
     columns = feature_slices(model.irreps_hidden)[check_orders(model.irreps_hidden, [l])[0]]
     handles = []
+    atoms: dict[str, torch.Tensor] = {}
 
     def hook_for(mean: torch.Tensor):
         def replace(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
             output = output.clone()
-            output[:, columns] = mean.to(output)
+            if mean.dim() == 1:
+                output[:, columns] = mean.to(output)
+            elif "z" not in atoms:
+                raise ValueError("per-element means need the atomic numbers: call model(batch) inside mean_ablated")
+            else:
+                output[:, columns] = mean.to(output)[atoms["z"]]
             return output
         return replace
 
@@ -104,8 +158,9 @@ def mean_ablated(model: EquivariantModel, layers: Iterable[str], l: int,
     if missing:
         raise ValueError(f"no feature means for layer(s) {missing}; compute them with feature_means")
     try:
+        handles.append(model.register_forward_pre_hook(lambda module, inputs: atoms.__setitem__("z", inputs[0].z)))
         for layer in layers:
-            handles.append(model.blocks[layer].register_forward_hook(hook_for(means[layer][columns])))
+            handles.append(model.blocks[layer].register_forward_hook(hook_for(means[layer][..., columns])))
         yield
     finally:
         for handle in handles:
@@ -129,7 +184,9 @@ def mean_ablation(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iter
     test
         Trained model and test molecules.
     means
-        From :func:`feature_means` on the run's training molecules.
+        From :func:`feature_means` on the run's training molecules (measure
+        ``mean_ablation_mae_increase_ev``), or from :func:`element_feature_means` (per element:
+        ``element_mean_ablation_mae_increase_ev``).
     layers, orders
         Blocks to ablate one at a time and orders (default: all).
     all_blocks
@@ -140,7 +197,7 @@ def mean_ablation(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iter
     Returns
     -------
     pandas.DataFrame
-        One row per (layer, l): ``measure = "mean_ablation_mae_increase_ev"``, ``value``, ``ci_low``,
+        One row per (layer, l): ``measure`` (see ``means``), ``value``, ``ci_low``,
         ``ci_high``, ``n_molecules``, ``features_trained``, plus ``intact_mae_ev``.
     """
     model = test.model
@@ -149,13 +206,15 @@ def mean_ablation(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iter
     true, intact = predict(model, test.graphs, test.target)
     intact_error = np.abs(intact - true)
     plan = [([layer], layer) for layer in layers] + ([(list(model.layer_names), ALL_BLOCKS)] if all_blocks else [])
+    per_element = next(iter(means.values())).dim() == 2
+    measure = ELEMENT_MEAN_ABLATION if per_element else MEAN_ABLATION
     rows = []
     for ablate, name in plan:
         for l in orders:
             with mean_ablated(model, ablate, l, means):
                 _, predicted = predict(model, test.graphs, test.target)
             trained = any(features_trained(model, layer, l) for layer in ablate)
-            rows.append(_row(name, l, "mean_ablation_mae_increase_ev", np.abs(predicted - true) - intact_error,
+            rows.append(_row(name, l, measure, np.abs(predicted - true) - intact_error,
                              trained, level, n_boot, seed) | {"intact_mae_ev": float(intact_error.mean())})
     return pd.DataFrame(rows)
 
@@ -213,11 +272,13 @@ def gradient_measures(model: EquivariantModel, graphs: Sequence, target: Target,
 
 
 def usage_table(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iterable[str] | None = None,
-                level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+                level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0,
+                element_means: Mapping[str, torch.Tensor] | None = None) -> pd.DataFrame:
     """Every per-molecule measure of one trained run, one row per (layer, l, measure), with intervals.
 
-    Measures: ``mean_ablation_mae_increase_ev`` (each block and ``"all"``), ``attribution_ev`` (gradient times
-    input, absolute), ``feature_energy_share`` and ``loss_gradient_norm``.
+    Measures: ``mean_ablation_mae_increase_ev`` (each block and ``"all"``), with ``element_means``
+    (:func:`element_feature_means`) also ``element_mean_ablation_mae_increase_ev``, ``attribution_ev`` (gradient
+    times input, absolute), ``feature_energy_share`` and ``loss_gradient_norm``.
 
     Returns
     -------
@@ -228,6 +289,9 @@ def usage_table(test: TestSet, means: Mapping[str, torch.Tensor], layers: Iterab
     model = test.model
     layers = [check_layer(model, layer) for layer in (model.layer_names if layers is None else layers)]
     rows = mean_ablation(test, means, layers, level=level, n_boot=n_boot, seed=seed).drop(columns="intact_mae_ev")
+    if element_means is not None:
+        per_element = mean_ablation(test, element_means, layers, level=level, n_boot=n_boot, seed=seed)
+        rows = pd.concat([rows, per_element.drop(columns="intact_mae_ev")], ignore_index=True)
     extra = [
         _row(layer, l, name, values, features_trained(model, layer, l), level, n_boot, seed)
         for (layer, l), measures in gradient_measures(model, test.graphs, test.target, layers).items()
