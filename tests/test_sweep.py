@@ -231,3 +231,35 @@ def test_smoke_sweep_writes_csv_and_skips_finished_runs(tmp_path, monkeypatch, c
     assert "finished before, recorded" in capsys.readouterr().out
     with out.open(newline="") as file:
         assert [line["run"] for line in csv.DictReader(file)] == [lines[0]["run"]]
+
+
+def test_one_trajectory_per_configuration_and_seed():
+    dense100 = "L0-1-2-3-4_h16_e100"
+    scale = sweep.SCALES["cpu"]
+    plan = sweep.plan_sweep(sweep.select_rows([DENSE, dense100, SPARSE]), scale, 1, Path("/runs"), 7)
+    by_row = {}
+    for run in plan:
+        by_row.setdefault(run.row.name, []).append(run)
+    # [0..4] at 6 and 20 epochs: one run of 20 epochs that also gives the 6-epoch row; key rows: three seeds
+    assert set(by_row) == {dense100, SPARSE} and [run.seed for run in by_row[dense100]] == [7, 8, 9]
+    run = by_row[dense100][0]
+    assert [row.name for row in run.shorter] == [DENSE] and run.parameters()["eval_epochs"] == [6]
+    assert run.parameters()["epochs"] == 20 and run.folder.name == f"{dense100}_s7"
+    assert by_row[SPARSE][0].parameters()["eval_epochs"] == []
+
+
+def test_sweep_reads_the_shorter_row_from_the_longer_run(tmp_path, capsys):
+    dense100 = "L0-1-2-3-4_h16_e100"
+    scale = sweep.Scale(n_molecules=60, epochs_factor=0.05, h_divisor=16)  # 30 -> 2 epochs, 100 -> 5
+    out = tmp_path / "table1.csv"
+    lines = sweep.run_sweep(sweep.select_rows([DENSE, dense100]), scale, 1, tmp_path / "runs", out)
+    assert [(line["row"], int(line["epochs"])) for line in lines] == [(dense100, 5), (DENSE, 2)]
+    assert lines[0]["run"] == lines[1]["run"]  # one run folder, trained once
+    metrics = json.loads((tmp_path / lines[0]["run"] / "metrics.json").read_text())
+    assert float(lines[1]["test_mae_ev"]) == pytest.approx(metrics["at_epochs"]["2"]["test"]["mae_ev"], abs=0)
+    assert float(lines[0]["test_mae_ev"]) == pytest.approx(metrics["test"]["mae_ev"], abs=0)
+    curves = pd.read_csv(sweep.history_path(out))
+    assert curves.groupby("row")["epoch"].max().to_dict() == {dense100: 5, DENSE: 2}
+    assert capsys.readouterr().out.count("trained in") == 1
+    sweep.run_sweep(sweep.select_rows([DENSE, dense100]), scale, 1, tmp_path / "runs", out)
+    assert "recorded before, skipped" in capsys.readouterr().out and len(pd.read_csv(out)) == 2

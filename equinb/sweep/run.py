@@ -45,12 +45,22 @@ class SweepFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class SweepRun:
-    """One execution of the training chapter: a row at a scale with one seed, and where it lives."""
+    """One execution of the training chapter: a row at a scale with one seed, and where it lives.
+
+    One trajectory per (configuration, seed): rows of the same configuration with fewer epochs (``shorter``) are
+    read from this run's snapshots at their epoch counts, never trained again.
+    """
 
     row: Table1Row
     scale: Scale
     seed: int
     folder: Path
+    shorter: tuple[Table1Row, ...] = ()
+
+    @property
+    def rows(self) -> tuple[Table1Row, ...]:
+        """Every row this run gives a result for: its own, then the shorter ones."""
+        return (self.row, *self.shorter)
 
     @property
     def notebook(self) -> Path:
@@ -69,11 +79,16 @@ class SweepRun:
             "n_molecules": self.scale.n_molecules, "seed": self.seed, "compile": self.scale.compile,
             "run_name": self.folder.name, "runs_dir": str(self.folder.parent), "count_table1": False,
             "target": self.scale.target,
+            "eval_epochs": sorted({self.scale.epochs(row) for row in self.shorter}),
         }
 
 
 def plan_sweep(rows: Sequence[Table1Row], scale: Scale, seeds: int, parent: Path, first_seed: int) -> list[SweepRun]:
-    """Every run of a sweep, row by row, seeds ``first_seed, first_seed + 1, ...`` for each row.
+    """Every run of a sweep, seeds ``first_seed, first_seed + 1, ...``, one trajectory per configuration and seed.
+
+    Rows that run the same orders at the same width at this scale share one run, trained to the longest of their
+    epoch counts and named after that row; the others are its ``shorter`` rows. Each configuration gets the most
+    seeds any of its rows asks for (:meth:`Scale.seeds`).
 
     Raises
     ------
@@ -85,8 +100,16 @@ def plan_sweep(rows: Sequence[Table1Row], scale: Scale, seeds: int, parent: Path
     if not rows:
         raise SweepError("no rows of Table 1 to run")
     folder = parent.resolve() / SWEEP_FOLDER / scale.slug
-    return [SweepRun(row, scale, first_seed + k, folder / f"{row.name}_s{first_seed + k}")
-            for row in rows for k in range(scale.seeds(row, seeds))]
+    groups: dict[tuple, list[Table1Row]] = {}
+    for row in rows:
+        groups.setdefault((row.L, scale.h(row)), []).append(row)
+    plan = []
+    for group in groups.values():
+        longest = max(group, key=scale.epochs)  # the first of the longest, in the table's order
+        shorter = tuple(sorted((row for row in group if row is not longest), key=scale.epochs))
+        plan += [SweepRun(longest, scale, first_seed + k, folder / f"{longest.name}_s{first_seed + k}", shorter)
+                 for k in range(max(scale.seeds(row, seeds) for row in group))]
+    return plan
 
 
 def relative_cost(L: Sequence[int], h: int) -> float:
@@ -125,18 +148,34 @@ CSV_COLUMNS = (
 )
 
 
-def result_row(run: SweepRun, relative_to: Path) -> dict[str, Any]:
-    """The CSV line of a finished run (paths relative to ``relative_to``)."""
+def result_row(run: SweepRun, relative_to: Path, row: Table1Row | None = None) -> dict[str, Any]:
+    """The CSV line of a finished run (paths relative to ``relative_to``) for ``row``: the run's own row (default)
+    or one of its ``shorter`` rows, read from the run's snapshot at that row's epochs.
+
+    Raises
+    ------
+    SweepFailed
+        If the run kept no snapshot at a shorter row's epochs.
+    """
+    row = run.row if row is None else row
     folder = RunFolder(run.folder)
     metrics, config = folder.metrics, folder.config
+    epochs = run.scale.epochs(row)
+    history = folder.history()[:epochs]
+    if epochs < config["epochs"]:
+        at = metrics.get("at_epochs", {}).get(str(epochs))
+        if at is None:
+            raise SweepFailed(f"{run.folder} kept no snapshot at epoch {epochs} for {row.name}")
+        metrics = metrics | {"test": at["test"], "train_seconds": sum(float(e["seconds"]) for e in history)}
     return {
-        "row": run.row.name, "L": json.dumps(config["L"]), "h": config["h"], "epochs": config["epochs"],
-        "study_h": run.row.h, "study_epochs": run.row.epochs, "seed": config["seed"],
+        "row": row.name, "L": json.dumps(config["L"]), "h": config["h"], "epochs": epochs,
+        "study_h": row.h, "study_epochs": row.epochs, "seed": config["seed"],
         "n_parameters": metrics["n_parameters"], "n_train": metrics["n_molecules"]["train"],
         "n_val": metrics["n_molecules"]["val"], "n_test": metrics["n_molecules"]["test"],
         "test_mae_ev": metrics["test"]["mae_ev"], "test_rmse_ev": metrics["test"]["rmse_ev"],
         "test_mse_ev2": metrics["test"]["mse_ev2"], "baseline_test_mae_ev": metrics["baseline_test"]["mae_ev"],
-        "train_seconds": metrics["train_seconds"], "wall_seconds": notebook_seconds(run.notebook),
+        "train_seconds": metrics["train_seconds"],
+        "wall_seconds": notebook_seconds(run.notebook) if row is run.row else math.nan,
         "device": metrics["device"], "scale": run.scale.slug,
         "run": os.path.relpath(run.folder, relative_to.resolve()),
         # runs made before the tensor-product backends ran e3nn's module
@@ -198,23 +237,27 @@ def read_csv(path: str | os.PathLike, columns: Sequence[str] = CSV_COLUMNS) -> l
         return [{column: line.get(column) or "" for column in columns} for line in csv.DictReader(file)]
 
 
-def record_run(run: SweepRun, out: Path) -> dict[str, Any]:
-    """Append a finished run's line to the results CSV ``out`` and its epochs to the history CSV beside it.
+def record_run(run: SweepRun, out: Path, rows: Sequence[Table1Row] | None = None) -> list[dict[str, Any]]:
+    """Append a finished run's lines (one per row of ``rows``, default :attr:`SweepRun.rows`) to the results CSV
+    ``out`` and their epochs to the history CSV beside it.
 
     This is the one place a sweep writes results: each file is read, extended and rewritten atomically, so a
     reader never sees half a file and the lines of other runs are kept.
 
     Returns
     -------
-    dict
-        The run's results line (:func:`result_row`, paths relative to ``out``'s folder).
+    list of dict
+        The results lines (:func:`result_row`, paths relative to ``out``'s folder).
     """
-    line = result_row(run, out.parent)
-    curves = [{"row": run.row.name, "seed": run.seed, "scale": run.scale.slug,
-               **{k: epoch.get(k, "") for k in HISTORY_COLUMNS[3:]}} for epoch in RunFolder(run.folder).history()]
+    rows = run.rows if rows is None else rows
+    lines = [result_row(run, out.parent, row) for row in rows]
+    history = RunFolder(run.folder).history()
+    curves = [{"row": row.name, "seed": run.seed, "scale": run.scale.slug,
+               **{k: epoch.get(k, "") for k in HISTORY_COLUMNS[3:]}}
+              for row in rows for epoch in history[:run.scale.epochs(row)]]
     write_csv(history_path(out), read_csv(history_path(out), HISTORY_COLUMNS) + curves, HISTORY_COLUMNS)
-    write_csv(out, read_csv(out) + [line])
-    return line
+    write_csv(out, read_csv(out) + lines)
+    return lines
 
 
 def _key(row: str, seed: int | str, scale: str) -> tuple[str, int, str]:
@@ -231,10 +274,11 @@ def run_sweep(
 ) -> list[dict[str, Any]]:
     """Run (or resume, or skip) every run of a sweep, appending each finished run to the results CSV.
 
-    The CSV is the record that travels: a run already in it (same row, seed and scale) is skipped even when its run
-    folder is not on this machine, so a sweep stopped on one machine continues on another from the committed
-    file. Every finished run appends its line at once (the file is rewritten atomically), lines of other runs are
-    kept.
+    The CSV is the record that travels: a run whose rows are all in it (same row, seed and scale) is skipped even
+    when its run folder is not on this machine, so a sweep stopped on one machine continues on another from the
+    committed file. Every finished run appends its lines at once (the file is rewritten atomically), lines of other
+    runs are kept. Rows of one configuration share one trajectory (:func:`plan_sweep`): the shorter rows are read
+    from the longest run's snapshots.
 
     Parameters
     ----------
@@ -274,10 +318,12 @@ def run_sweep(
     started = time.perf_counter()
     done_seconds, done_work = 0.0, 0.0
     for index, run in enumerate(plan):
+        also = "".join(f", {scale.epochs(row)} for {row.name}" for row in run.shorter)
         head = (f"[{index + 1}/{len(plan)}] {run.row.name} seed {run.seed} "
-                f"(h={scale.h(run.row)}, {scale.epochs(run.row)} epochs)")
+                f"(h={scale.h(run.row)}, {scale.epochs(run.row)} epochs{also})")
+        missing = [row for row in run.rows if _key(row.name, run.seed, scale.slug) not in recorded]
         line = recorded.get(_key(run.row.name, run.seed, scale.slug))
-        if line is not None:
+        if not missing:
             seconds, what = float(line["wall_seconds"] or "nan"), "recorded before, skipped"
         else:
             if run.finished:
@@ -286,12 +332,14 @@ def run_sweep(
                 report(f"{head}: running, expected {_estimate(done_seconds, done_work, run_work(run))}")
                 seconds = _execute(run)
                 what = f"trained in {format_seconds(seconds)}"
-            line = record_run(run, out)
-            lines.append(line)
-            recorded[_key(run.row.name, run.seed, scale.slug)] = line
+            new = record_run(run, out, missing)
+            lines += new
+            recorded.update({_key(added["row"], run.seed, scale.slug): added for added in new})
+            line = recorded[_key(run.row.name, run.seed, scale.slug)]
         if not math.isnan(seconds):  # recorded runs calibrate the estimates too, when a sweep continues
             done_seconds, done_work = done_seconds + seconds, done_work + run_work(run)
-        waiting = [later for later in plan[index + 1:] if _key(later.row.name, later.seed, scale.slug) not in recorded]
+        waiting = [later for later in plan[index + 1:]
+                   if any(_key(row.name, later.seed, scale.slug) not in recorded for row in later.rows)]
         left = _estimate(done_seconds, done_work, sum(run_work(later) for later in waiting))
         elapsed = format_seconds(time.perf_counter() - started)
         report(f"{head}: {what}, test MAE {float(line['test_mae_ev']):.3f} eV | {len(waiting)} runs to go, "
