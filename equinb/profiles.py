@@ -27,16 +27,18 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                                   "tp_live_edges": 64, "share_tp_backends": ["torch"]},
         "04_model_and_training": {"h": 2, "num_layers": 0, "epochs": 1, "n_molecules": 60,
                                   "count_table1": False},
-        "05_irrep_analysis": {"configs": [[0, 1], [0, 2]], "h": 2, "num_layers": 0, "epochs": 1,
+        "05_irrep_analysis": {"run_folders": [], "configs": [[0, 1], [0, 2]], "h": 2, "num_layers": 0, "epochs": 1,
                               "n_molecules": 200, "knn": 5, "ridge_folds": 3,
                               "quadrant_panels": [[1, 2], [1, 0]]},
-        "06_table1": {"results_csv": "", "compare_csv": "", "rows": ["L0-1-2_h32_e100"], "n_molecules": 60, "epochs_factor": 0.01, "h_divisor": 16},
+        "06_table1": {"results_csv": "", "compare_csv": "", "rows": ["L0-1-2_h32_e100"], "n_molecules": 60,
+                      "epochs_factor": 0.01, "h_divisor": 16},
     },
     "paper": {
         "04_model_and_training": {"L": [0, 1, 2], "h": 32, "epochs": 100, "n_molecules": 0},
-        "05_irrep_analysis": {"h": 16, "epochs": 30, "n_molecules": 0, "device": "auto", "n_embed": 2000},
-        "06_table1": {"rows": [], "n_molecules": 0, "epochs_factor": 1.0, "h_divisor": 1, "h_cap": 0,
-                      "target": "atomization", "seeds": 1, "key_seeds": 3},
+        "05_irrep_analysis": {"run_folders": [], "h": 16, "epochs": 30, "n_molecules": 0, "device": "auto",
+                              "n_embed": 2000},
+        "06_table1": {"results_csv": "", "compare_csv": "", "rows": [], "n_molecules": 0, "epochs_factor": 1.0,
+                      "h_divisor": 1, "h_cap": 0, "target": "atomization", "seeds": 1, "key_seeds": 3},
     },
 }
 
