@@ -1,7 +1,9 @@
-"""Intervals for the book's verdicts: a t interval over seeds and a percentile bootstrap over molecules.
+"""Statistics for the book's verdicts: a t interval and t test over seeds, a percentile bootstrap over
+molecules, and Holm's family-wise control.
 
-Both return ``(estimate, low, high)``; ``low`` and ``high`` are NaN where the data cannot give an interval (fewer
-than two values). Every verdict in the book is read off one of these, never off the direction of two numbers.
+The intervals return ``(estimate, low, high)``; ``low`` and ``high`` are NaN where the data cannot give an interval
+(fewer than two values). The rules that turn them into verdicts live in :mod:`equinb.verdicts`; no verdict is
+read off the direction of two numbers.
 """
 
 from __future__ import annotations
