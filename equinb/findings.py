@@ -107,8 +107,9 @@ def finding_sentence(finding: pd.DataFrame, level: float = LEVEL) -> str:
         text = f"in {configuration}, removing an order's variation at every block raises the test MAE ({ablation})"
         retrained = group[group["retrained"]]
         if len(retrained):
-            costs = " and ".join(f"without l = {l} {format_ratio(line['MAE ratio without / with'], line['ratio low'], line['ratio high'])}"
-                                 for l, line in retrained.iterrows())
+            ratios = retrained[["MAE ratio without / with", "ratio low", "ratio high"]]
+            costs = " and ".join(f"without l = {l} {format_ratio(*values)}" for l, values in
+                                 zip(retrained.index, ratios.to_numpy()))
             text += f", and retraining it costs {costs} in test MAE"
         parts.append(text)
     above = (finding["low"] > 0).all() and (~finding["retrained"] | (finding["ratio low"] > 1)).all()
