@@ -43,8 +43,14 @@ GENERAL = [  # irreps beyond the model's form: mixed parities, repeats, mul2 > 1
 ]
 
 
-def pair(in1, in2, out, **kwargs):
-    ours = FullyConnectedTensorProduct(in1, in2, out, backend="torch", **kwargs)
+@pytest.fixture(params=["fused", "torch"])
+def backend(request):
+    """Both of our implementations: the fused CPU kernel and the grouped torch path."""
+    return request.param
+
+
+def pair(in1, in2, out, backend="fused", **kwargs):
+    ours = FullyConnectedTensorProduct(in1, in2, out, backend=backend, **kwargs)
     reference = o3.FullyConnectedTensorProduct(in1, in2, out, shared_weights=False, **kwargs)
     assert ours.weight_numel == reference.weight_numel
     return ours, reference
@@ -77,38 +83,39 @@ def check_against_e3nn(ours, reference, batch=(7,), rtol=1e-12, dtype=torch.floa
 
 
 @pytest.mark.parametrize("L, h", random_sets(10))
-def test_model_form_equals_e3nn_float64(L, h, float64_default):
-    ours, reference = pair(hidden(L, h), harmonics(L), hidden(L, h))
+def test_model_form_equals_e3nn_float64(L, h, backend, float64_default):
+    ours, reference = pair(hidden(L, h), harmonics(L), hidden(L, h), backend=backend)
     check_against_e3nn(ours, reference)
 
 
 @pytest.mark.parametrize("irreps", GENERAL)
-def test_general_irreps_equal_e3nn(irreps, float64_default):
-    ours, reference = pair(*irreps)
+def test_general_irreps_equal_e3nn(irreps, backend, float64_default):
+    ours, reference = pair(*irreps, backend=backend)
     check_against_e3nn(ours, reference, batch=(3, 4))
 
 
 @pytest.mark.parametrize("irrep_normalization", ["component", "norm", "none"])
 @pytest.mark.parametrize("path_normalization", ["element", "path", "none"])
-def test_normalisations_equal_e3nn(irrep_normalization, path_normalization, float64_default):
+def test_normalisations_equal_e3nn(irrep_normalization, path_normalization, backend, float64_default):
     ours, reference = pair(
         "3x0e+2x1o+2x2e", "1x0e+1x1o+1x2e", "2x0e+3x1o+1x2e",
-        irrep_normalization=irrep_normalization, path_normalization=path_normalization,
+        irrep_normalization=irrep_normalization, path_normalization=path_normalization, backend=backend,
     )
     check_against_e3nn(ours, reference)
 
 
-def test_first_block_form_float32():
+def test_first_block_form_float32(backend):
     """The model's first block, 64x0e in, float32: equal to e3nn to float32 precision."""
-    ours, reference = pair("8x0e", harmonics((0, 1, 2)), hidden((0, 1, 2), 4))
+    ours, reference = pair("8x0e", harmonics((0, 1, 2)), hidden((0, 1, 2), 4), backend=backend)
     check_against_e3nn(ours, reference, batch=(50,), rtol=2e-6, dtype=torch.float32)
-    ours, reference = pair(hidden((0, 3, 4, 5, 6), 4), harmonics((0, 3, 4, 5, 6)), hidden((0, 3, 4, 5, 6), 4))
+    ours, reference = pair(hidden((0, 3, 4, 5, 6), 4), harmonics((0, 3, 4, 5, 6)), hidden((0, 3, 4, 5, 6), 4),
+                           backend=backend)
     check_against_e3nn(ours, reference, batch=(50,), rtol=5e-6, dtype=torch.float32)
 
 
-def test_non_contiguous_and_broadcast_inputs(float64_default):
+def test_non_contiguous_and_broadcast_inputs(backend, float64_default):
     """Transposed storage, a sliced weight, stride-0 batch dims and a stride-0 cotangent."""
-    ours, reference = pair(hidden((0, 1, 2), 2), harmonics((0, 1, 2)), hidden((0, 1, 2), 2))
+    ours, reference = pair(hidden((0, 1, 2), 2), harmonics((0, 1, 2)), hidden((0, 1, 2), 2), backend=backend)
     generator = torch.Generator().manual_seed(3)
     x1 = torch.randn(ours.irreps_in1.dim, 6, generator=generator).T  # non-contiguous
     x2 = torch.randn(1, ours.irreps_in2.dim, generator=generator).expand(6, -1)  # stride 0
@@ -143,9 +150,9 @@ def test_empty_batch():
     assert ours(x1, x2, w).shape == (0, ours.irreps_out.dim)
 
 
-def test_second_derivatives_exact(float64_default):
+def test_second_derivatives_exact(backend, float64_default):
     """gradgradcheck, and a force-loss style probe (a loss on input gradients) against e3nn."""
-    ours, reference = pair(hidden((0, 1, 2), 2), harmonics((0, 1, 2)), hidden((0, 1, 2), 2))
+    ours, reference = pair(hidden((0, 1, 2), 2), harmonics((0, 1, 2)), hidden((0, 1, 2), 2), backend=backend)
     x1, x2, w = (t.requires_grad_() for t in inputs(ours, batch=(3,)))
     assert torch.autograd.gradgradcheck(ours, (x1, x2, w))
 
@@ -160,9 +167,9 @@ def test_second_derivatives_exact(float64_default):
 
 
 @pytest.mark.parametrize("L", [(0, 1, 2), (0, 3, 4)])
-def test_equivariant_under_rotation_and_inversion(L, float64_default):
+def test_equivariant_under_rotation_and_inversion(L, backend, float64_default):
     """TP(D1 x1, D2 x2) = D_out TP(x1, x2) with e3nn's D-matrices, for a random rotation and for inversion."""
-    ours = FullyConnectedTensorProduct(hidden(L, 2), harmonics(L), hidden(L, 2), backend="torch")
+    ours = FullyConnectedTensorProduct(hidden(L, 2), harmonics(L), hidden(L, 2), backend=backend)
     x1, x2, w = inputs(ours, batch=(5,))
     for parity in (1, -1):
         angles = o3.rand_angles()
@@ -172,10 +179,10 @@ def test_equivariant_under_rotation_and_inversion(L, float64_default):
         assert_close(rotated, ours(x1, x2, w) @ D[2].T, 1e-12)
 
 
-def test_factored_weights_equal_plain_forward(float64_default):
+def test_factored_weights_equal_plain_forward(backend, float64_default):
     """tp(x1, x2, features=f, matrix=A) == tp(x1, x2, f @ A), values and gradients (homogeneous and not)."""
     for irreps in [(hidden((0, 1, 2), 2), harmonics((0, 1, 2)), hidden((0, 1, 2), 2)), GENERAL[0]]:
-        tp = FullyConnectedTensorProduct(*irreps, backend="torch")
+        tp = FullyConnectedTensorProduct(*irreps, backend=backend)
         x1, x2, _ = inputs(tp, batch=(4,))
         features = torch.randn(4, 3)
         matrix = torch.randn(3, tp.weight_numel)
@@ -222,7 +229,7 @@ def test_instructions_match_e3nn():
     weight = torch.randn(3, ours.weight_numel)
     for view, view_ref in zip(ours.weight_views(weight), reference.weight_views(weight), strict=True):
         assert torch.equal(view, view_ref)
-    assert "backend=torch" in repr(ours) and f"{ours.weight_numel} weights" in repr(ours)
+    assert "backend=fused" in repr(ours) and f"{ours.weight_numel} weights" in repr(ours)
 
 
 def test_errors_name_what_was_expected():
@@ -254,13 +261,13 @@ def test_errors_name_what_was_expected():
         FullyConnectedTensorProduct("1x0e", "1x0e", "1xq")
     with pytest.raises(ValueError, match=r"^equinb.tp supports per-sample weights only \(shared_weights=False\)"):
         FullyConnectedTensorProduct("1x0e", "1x0e", "1x0e", shared_weights=True)
-    with pytest.raises(ValueError, match=r"^tp backend must be one of \('auto', 'torch', 'e3nn', 'cueq'\), got 'fast'$"):
+    with pytest.raises(ValueError, match=r"^tp backend must be one of \('auto', 'fused', 'torch', 'e3nn', 'cueq'\), got 'fast'$"):
         FullyConnectedTensorProduct("1x0e", "1x0e", "1x0e", backend="fast")
 
 
 def test_auto_backend_resolves():
     assert TP_BACKENDS[0] == "auto"
-    assert resolve_backend("auto") == "torch"
+    assert resolve_backend("auto") == "fused"
     if not cueq_available():
         with pytest.raises(ValueError, match=r"needs cuequivariance-torch"):
             resolve_backend("cueq")

@@ -139,7 +139,7 @@ def test_unknown_config_key():
 def test_study_optimiser_defaults_recorded(reference):
     """Weight decay 0.0 (the study's; torch's AdamW would use 0.01), recorded in the run and in the optimiser."""
     assert reference.config["weight_decay"] == 0.0 and reference.config["target"] == "atomization"
-    assert reference.config["tp_backend"] == "auto" and reference.metrics["tp_backend"] == "torch"
+    assert reference.config["tp_backend"] == "auto" and reference.metrics["tp_backend"] == "fused"
     groups = load_checkpoint(reference)["optimizer"]["param_groups"]
     assert all(group["weight_decay"] == 0.0 for group in groups)
 

@@ -2,12 +2,21 @@
 
 Backends:
 
+* ``"fused"`` — :mod:`equinb.tp.fused`: on the CPU (float32, float64) one C++ pass over the edges, forward and
+  backward, with no per-path arrays; on any other device or dtype, or where the kernel cannot be built (a
+  warning says why, once), the ``"torch"`` path. Second derivatives come from the ``"torch"`` path, exactly.
 * ``"torch"`` — :mod:`equinb.tp.contraction`: exact sparse coefficients grouped into a few batched matrix
   products; CPU and CUDA; derivatives of every order exact (autograd's own).
 * ``"e3nn"`` — delegates to ``e3nn.o3.FullyConnectedTensorProduct`` (the reference).
 * ``"cueq"`` — NVIDIA's cuEquivariance (``cuequivariance-torch``, optional), which takes e3nn's weight layout
   as it is (:mod:`equinb.tp.cueq`).
-* ``"auto"`` — :func:`resolve_backend`: ``"torch"``, proven equal to e3nn and the fastest on CPU here.
+* ``"auto"`` — :func:`resolve_backend`: ``"fused"``, proven equal to e3nn and the fastest on CPU here.
+
+The plan's constant tensors (coupling coefficients, weight-block indices, the fused kernel's tables) are
+non-persistent buffers: they move with ``.to(device)``, so ``forward`` copies nothing between devices. Their
+floating-point values are stored as integer bit patterns (``float64`` as ``int64``, ``float32`` as ``int32``,
+read back with a zero-copy ``Tensor.view(dtype)``), so ``.to(dtype)``/``.double()`` of a model leaves the
+coefficients exact in both precisions.
 
 Whatever the backend, the module has e3nn's interface and state: ``weight_numel``, the weight layout and order,
 ``instructions``, and the state-dict entries ``weight`` (empty) and ``output_mask``, so a model's parameter
@@ -18,6 +27,7 @@ counts and checkpoints do not depend on it. e3nn's own module may also store its
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -25,12 +35,15 @@ from e3nn import o3
 from torch import nn
 
 from .contraction import ContractionPlan, GroupedWeights, contract
+from .fused import FUSED_DTYPES, FusedFactoredProduct, FusedProduct, Workspace, fused_tables
 from .instructions import as_irreps, fully_connected_paths, weight_numel
+from .kernel import fused_ops, unavailable_reason
 
 #: Prefix of the constant buffers e3nn's module keeps in its state dict (ignored when loading).
 E3NN_CONSTANTS_PREFIX = "_compiled_main"
 #: Names accepted by ``backend``.
-TP_BACKENDS = ("auto", "torch", "e3nn", "cueq")
+TP_BACKENDS = ("auto", "fused", "torch", "e3nn", "cueq")
+_warned_unfused = False
 
 
 def cueq_available() -> bool:
@@ -45,8 +58,9 @@ def cueq_available() -> bool:
 def resolve_backend(backend: str) -> str:
     """The concrete backend ``backend`` names; ``"auto"`` becomes one.
 
-    ``"auto"`` picks ``"torch"`` on every device: it equals e3nn (tests) and is the fastest measured on CPU
-    (``benchmarks/tp_bench.py``). No GPU measurement has chosen otherwise yet (none was available).
+    ``"auto"`` picks ``"fused"``: it equals e3nn (tests) and is the fastest measured on CPU
+    (``benchmarks/tp_bench.py``); off the CPU it runs the ``"torch"`` path. No GPU measurement has chosen
+    otherwise yet (none was available).
 
     Raises
     ------
@@ -57,7 +71,7 @@ def resolve_backend(backend: str) -> str:
         raise ValueError(f"tp backend must be one of {TP_BACKENDS}, got {backend!r}")
     if backend == "cueq" and not cueq_available():
         raise ValueError("tp backend 'cueq' needs cuequivariance-torch: pip install 'equinb[cueq]'")
-    return "torch" if backend == "auto" else backend
+    return "fused" if backend == "auto" else backend
 
 
 class Instruction(NamedTuple):
@@ -133,7 +147,56 @@ class FullyConnectedTensorProduct(nn.Module):
         self.register_buffer("weight", torch.Tensor())
         self.register_buffer("output_mask", self._output_mask())
         self._plan = ContractionPlan(self.irreps_in1, self.irreps_in2, self.irreps_out, self.paths)
+        self._register_plan()
+        self._workspace = Workspace()
         self._delegate = self._make_delegate()
+
+    def _register_plan(self) -> None:
+        """The plan's arrays as non-persistent buffers (floats as integer bit patterns; module docstring)."""
+        for g, matrix in enumerate(self._plan.coefficients):
+            exact = torch.from_numpy(matrix)
+            self.register_buffer(f"_coupling64_{g}", exact.view(torch.int64), persistent=False)
+            self.register_buffer(f"_coupling32_{g}", exact.float().view(torch.int32), persistent=False)
+        for g, group in enumerate(self._plan.by_out):
+            self.register_buffer(f"_blocks_{g}", torch.from_numpy(group.weight_blocks), persistent=False)
+        for name, array in fused_tables(self._plan).items():
+            tensor = torch.from_numpy(array)
+            self.register_buffer(f"_fused_{name}", tensor.view(torch.int64) if name == "nnz_value" else tensor,
+                                 persistent=False)
+
+    def _coefficients(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """The coupling matrices of the torch path in ``dtype`` (views of the buffers for float64 and float32)."""
+        count = len(self._plan.coefficients)
+        if dtype == torch.float64:
+            return tuple(getattr(self, f"_coupling64_{g}").view(torch.float64) for g in range(count))
+        single = tuple(getattr(self, f"_coupling32_{g}").view(torch.float32) for g in range(count))
+        return single if dtype == torch.float32 else tuple(matrix.to(dtype) for matrix in single)
+
+    def _blocks(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f"_blocks_{g}") for g in range(len(self._plan.by_out)))
+
+    def _fused_kernel(self, x: torch.Tensor):
+        """The fused kernel's ops when this call runs fused (backend, device, dtype, a path to run), else None."""
+        if self.backend != "fused" or x.device.type != "cpu" or x.dtype not in FUSED_DTYPES or not self._plan.by_out:
+            return None
+        ops = fused_ops()
+        if ops is None:
+            global _warned_unfused
+            if not _warned_unfused:
+                warnings.warn(f"{unavailable_reason()}; tp backend 'fused' runs the 'torch' path", RuntimeWarning,
+                              stacklevel=3)
+                _warned_unfused = True
+        return ops
+
+    def _fused_tables(self) -> tuple[torch.Tensor, ...]:
+        return (self._fused_path, self._fused_nnz_ijk, self._fused_nnz_value.view(torch.float64),
+                self._fused_groups, self._fused_in1)
+
+    def _torch_product(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The torch path on flat inputs, weights in e3nn's layout (differentiable to every order)."""
+        blocks = self._blocks()
+        weights = GroupedWeights.apply(weight, blocks, self._plan.weight_block) if blocks else ()
+        return contract(self._plan, x1, x2, weights, self._coefficients(x1.dtype))
 
     def _output_mask(self) -> torch.Tensor:
         reached = {path.io for path in self.paths if path.weight_size > 0}
@@ -267,9 +330,12 @@ class FullyConnectedTensorProduct(nn.Module):
         flat = _flatten(batch, x1, x2, weight)
         if self._delegate is not None:
             return self._delegate(*flat).reshape(*batch, self.irreps_out.dim)
-        blocks = tuple(group.weight_blocks for group in self._plan.by_out)
-        weights = GroupedWeights.apply(flat[2], blocks, self._plan.weight_block) if blocks else ()
-        out = contract(self._plan, flat[0], flat[1], weights)
+        ops = self._fused_kernel(flat[0])
+        if ops is None:
+            out = self._torch_product(*flat)
+        else:
+            out = FusedProduct.apply(*(t.contiguous() for t in flat), ops, self._fused_tables(),
+                                     self.irreps_out.dim, self._workspace, self._torch_product)
         return out.reshape(*batch, self.irreps_out.dim)
 
     def _forward_factored(
@@ -315,12 +381,16 @@ class FullyConnectedTensorProduct(nn.Module):
         if self._delegate is not None or not self._plan.by_out:
             return self.forward(x1, x2, features @ matrix)
         flat = _flatten(batch, x1, x2, features)
+        ops = self._fused_kernel(flat[0])
+        if ops is not None:
+            out = FusedFactoredProduct.apply(*(t.contiguous() for t in flat), matrix, ops, self._fused_tables(),
+                                             self.irreps_out.dim, self._workspace, self._torch_product)
+            return out.reshape(*batch, self.irreps_out.dim)
         block = self._plan.weight_block
         rows = matrix.shape[0]
         runs = matrix.reshape(rows, self.weight_numel // block, block)
         weights = tuple(
-            flat[2] @ runs.index_select(1, group.weight_blocks.to(matrix.device)).reshape(rows, len(group.weight_blocks) * block)
-            for group in self._plan.by_out
+            flat[2] @ runs.index_select(1, index).reshape(rows, len(index) * block) for index in self._blocks()
         )
-        out = contract(self._plan, flat[0], flat[1], weights)
+        out = contract(self._plan, flat[0], flat[1], weights, self._coefficients(flat[0].dtype))
         return out.reshape(*batch, self.irreps_out.dim)

@@ -8,7 +8,7 @@ handful of large operations replace many small ones:
    product ``x2[i2] @ C_i2`` gives, for every path ``p`` reading ``i2``, the matrix
    ``M_p[i, (v, k)] = alpha_p * sum_j C_p[i, j, k] x2[v, j]``. ``C_i2`` holds the exact coefficients
    (:func:`equinb.so3.wigner_3j_sparse`, scaled by ``alpha_p``) of all those paths side by side; it is built
-   once from the sparse entries.
+   once from the sparse entries; the module keeps it as a buffer (:class:`equinb.tp.FullyConnectedTensorProduct`).
 2. **Couple the first input**, one batched product per irrep ``i1``:
    ``T_i1 = x1[i1] @ [M_p for p reading i1]``, so ``T_p[(u, v), k] = sum_i x1[u, i] M_p[i, (v, k)]``.
 3. **Mix channels with the per-sample weights**, one batched product per output irrep ``io``:
@@ -56,7 +56,7 @@ class OutputGroup:
     mul: int
     dim: int
     paths: tuple[int, ...]
-    weight_blocks: torch.Tensor
+    weight_blocks: np.ndarray
 
 
 class ContractionPlan:
@@ -72,8 +72,8 @@ class ContractionPlan:
     Notes
     -----
     Paths with no weights (a multiplicity 0) are dropped: they contribute nothing. ``coefficients[g]`` is a
-    float64 matrix ``(2 l2 + 1, sum_p (2 l1 + 1)(2 lo + 1))`` for the ``g``-th group of ``by_in2``, cast to the
-    input's dtype and device at each call.
+    float64 matrix ``(2 l2 + 1, sum_p (2 l1 + 1)(2 lo + 1))`` for the ``g``-th group of ``by_in2``. Everything
+    here is numpy: the module that owns the plan turns the arrays into buffers, which move with it.
     """
 
     def __init__(
@@ -106,12 +106,12 @@ class ContractionPlan:
                 groups.append(InputGroup(index, mul, ir.dim, members))
         return tuple(groups)
 
-    def _weight_blocks(self, members: tuple[int, ...]) -> torch.Tensor:
+    def _weight_blocks(self, members: tuple[int, ...]) -> np.ndarray:
         starts = [self.paths[p].weight_offset // self.weight_block for p in members]
         counts = [self.paths[p].weight_size // self.weight_block for p in members]
-        return torch.from_numpy(np.concatenate([np.arange(a, a + n) for a, n in zip(starts, counts)]))
+        return np.concatenate([np.arange(a, a + n) for a, n in zip(starts, counts)]).astype(np.int64)
 
-    def _coupling_matrix(self, group: InputGroup) -> torch.Tensor:
+    def _coupling_matrix(self, group: InputGroup) -> np.ndarray:
         blocks = []
         for p in group.paths:
             path = self.paths[p]
@@ -120,13 +120,14 @@ class ContractionPlan:
             block = np.zeros((d2, d1, do))
             block[indices[:, 1], indices[:, 0], indices[:, 2]] = path.alpha * values
             blocks.append(block.reshape(d2, d1 * do))
-        return torch.from_numpy(np.concatenate(blocks, axis=1))
+        return np.concatenate(blocks, axis=1)
 
 
 class GroupedWeights(torch.autograd.Function):
     """Regroup a weight matrix ``(E, weight_numel)`` of e3nn's layout into one contiguous block per output irrep.
 
-    ``blocks[g]`` indexes the ``block``-sized runs of weights of group ``g`` (:class:`OutputGroup`). Forward
+    ``blocks[g]`` indexes the ``block``-sized runs of weights of group ``g`` (:class:`OutputGroup`), on the
+    weights' device. Forward
     gathers, backward scatters the gradients back into e3nn's layout (every weight belongs to exactly one group,
     so nothing is accumulated or zeroed). The backward is :class:`UngroupedWeights`, whose backward is this
     gather, so derivatives of any order are exact.
@@ -138,7 +139,7 @@ class GroupedWeights(torch.autograd.Function):
         count = weight.shape[0]
         runs = weight.reshape(count, weight.shape[1] // block, block)
         return tuple(
-            runs.index_select(1, index.to(weight.device)).reshape(count, len(index) * block) for index in blocks
+            runs.index_select(1, index).reshape(count, len(index) * block) for index in blocks
         )
 
     @staticmethod
@@ -156,7 +157,7 @@ class UngroupedWeights(torch.autograd.Function):
         total = sum(len(index) for index in blocks)
         runs = groups[0].new_empty(count, total, block)
         for index, group in zip(blocks, groups):
-            runs.index_copy_(1, index.to(group.device), group.reshape(count, len(index), block))
+            runs.index_copy_(1, index, group.reshape(count, len(index), block))
         return runs.reshape(count, total * block)
 
     @staticmethod
@@ -169,6 +170,7 @@ def contract(
     x1: torch.Tensor,
     x2: torch.Tensor,
     weights: tuple[torch.Tensor, ...],
+    coefficients: tuple[torch.Tensor, ...],
 ) -> torch.Tensor:
     """The tensor product of flat inputs with per-sample weights grouped by output irrep.
 
@@ -181,6 +183,8 @@ def contract(
     weights
         One ``(E, n)`` tensor per entry of ``plan.by_out``, the weight blocks of its paths in path order
         (:class:`GroupedWeights` of a weight matrix in e3nn's layout).
+    coefficients
+        ``plan.coefficients`` in the inputs' dtype, on their device.
 
     Returns
     -------
@@ -191,9 +195,9 @@ def contract(
     # split (not slice) the inputs by irrep: the backward of split is one concatenation, of slices a zero-fill each
     pieces1, pieces2 = x1.split(plan.in1_dims, dim=1), x2.split(plan.in2_dims, dim=1)
     coupled: dict[int, torch.Tensor] = {}  # stage 1: path -> M_p, (E, 2 l1 + 1, mul2 * (2 lo + 1))
-    for group, coefficients in zip(plan.by_in2, plan.coefficients):
+    for group, matrix in zip(plan.by_in2, coefficients):
         x = pieces2[group.index].reshape(count * group.mul, group.dim)
-        products = x @ coefficients.to(dtype=x2.dtype, device=x2.device)
+        products = x @ matrix
         sizes = [(2 * plan.paths[p].l1 + 1) * (2 * plan.paths[p].lo + 1) for p in group.paths]
         for p, block in zip(group.paths, products.split(sizes, dim=1)):
             d1, do = 2 * plan.paths[p].l1 + 1, 2 * plan.paths[p].lo + 1
