@@ -27,17 +27,25 @@ def test_flop_model_counts_from_e3nn():
     assert model["weight_macs"] == h * h * 35  # sum of 2 lo + 1 over the 11 paths
     # the floor for this shape: 45 us per edge at 53 GFLOP/s
     assert model["fwd_bwd_flops"] / 53e9 * 1e6 == pytest.approx(45, abs=0.5)
+    # the tensor product alone (no radial layer): the 2.7 us floor for this shape at ~80 GFLOP/s
+    assert model["tp_fwd_bwd_flops"] == 6 * (h * nnz + h * h * 35)
+    assert model["tp_fwd_bwd_flops"] / 80e9 * 1e6 == pytest.approx(2.7, rel=0.1)
 
 
 def test_summary_ratios_on_constructed_timings():
-    rows = [{"L": "0-2", "h": 4, "backend": b, "status": "ok", "us_per_edge": t, "fwd_bwd_flops": 6e6}
-            for b, t in [("equinb", 10.0), ("equinb_fused", 12.0), ("e3nn", 50.0), ("radial", 3.0)]]
-    rows.append({"L": "0-2", "h": 4, "backend": "cueq", "status": "skipped", "fwd_bwd_flops": 6e6})
+    rows = [{"L": "0-2", "h": 4, "backend": b, "status": "ok", "us_per_edge": t, "fwd_bwd_flops": 6e6,
+             "tp_fwd_bwd_flops": 2e6}
+            for b, t in [("equinb", 10.0), ("equinb_fused", 12.0), ("equinb_torch", 40.0), ("e3nn", 50.0),
+                         ("radial", 3.0)]]
+    rows.append({"L": "0-2", "h": 4, "backend": "cueq", "status": "skipped", "fwd_bwd_flops": 6e6,
+                 "tp_fwd_bwd_flops": 2e6})
     table = summarize(pd.DataFrame(rows), flops_per_second=1e12).iloc[0]
     assert table["floor"] == pytest.approx(6.0)
     assert table["e3nn_over_equinb"] == pytest.approx(5.0)
     assert table["e3nn_with_radial"] == pytest.approx(53.0)
     assert table["equinb_fused_over_floor"] == pytest.approx(2.0)
+    assert table["tp_floor"] == pytest.approx(2.0) and table["equinb_over_tp_floor"] == pytest.approx(5.0)
+    assert table["equinb_torch_over_equinb"] == pytest.approx(4.0)
     assert "cueq" not in table
 
 
@@ -60,7 +68,7 @@ def test_table1_shapes_are_the_studys_conv_blocks():
 
 def test_cases_compute_gradients_of_every_input():
     tensors = case_inputs((0, 1), 2, edges=5)
-    for backend in ("equinb", "equinb_fused", "e3nn", "radial"):
+    for backend in ("equinb", "equinb_fused", "equinb_torch", "e3nn", "radial"):
         grads = case_call(backend, (0, 1), 2, {k: v.clone() for k, v in tensors.items()})()
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
     with pytest.raises(ValueError, match=r"unknown tensor-product benchmark backend 'fast'"):

@@ -35,9 +35,11 @@ from .harness import parse_set, set_label, time_samples
 TABLE1_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = tuple(dict.fromkeys((row.L, row.h) for row in TABLE1))
 #: Shapes whose e3nn ``torch.compile`` case runs by default (compiling takes 10-60 s each).
 COMPILED_SHAPES = (((0, 1, 2), 32), ((0, 1, 2, 3, 4), 16), ((0, 3, 4, 5, 6), 16))
-#: Backends timed: ``equinb`` (weights given, e3nn's call), ``equinb_fused`` (radial last layer included,
-#: the model's call), ``e3nn``, ``e3nn_compiled``, ``cueq`` (cuEquivariance), ``radial`` (the last layer alone).
-BACKENDS = ("equinb", "equinb_fused", "e3nn", "e3nn_compiled", "cueq", "radial")
+#: Backends timed: ``equinb`` (tp_backend "auto", the fused C++ kernel on CPU; weights given, e3nn's call),
+#: ``equinb_fused`` (the same with the radial last layer included, the model's call), ``equinb_torch`` (the
+#: pure-torch contraction, weights given), ``e3nn``, ``e3nn_compiled``, ``cueq`` (cuEquivariance), ``radial`` (the
+#: last layer alone).
+BACKENDS = ("equinb", "equinb_fused", "equinb_torch", "e3nn", "e3nn_compiled", "cueq", "radial")
 #: Edges per call: 32 QM9 molecules with bond graphs.
 EDGES = 1216
 
@@ -103,7 +105,8 @@ def flop_model(L: Sequence[int], h: int) -> dict[str, float]:
     Returns
     -------
     dict
-        ``paths, weight_numel, coupling_macs, weight_macs, radial_macs, nnz_fraction, fwd_bwd_flops``.
+        ``paths, weight_numel, coupling_macs, weight_macs, radial_macs, nnz_fraction, fwd_bwd_flops`` and
+        ``tp_fwd_bwd_flops`` (the tensor product alone: 2 FLOPs a multiply–add, three passes).
     """
     paths = fully_connected_paths(irreps_for(L, h), sh_irreps(L), irreps_for(L, h))
     nnz = sum(len(wigner_3j_sparse(p.l1, p.l2, p.lo)[1]) for p in paths)
@@ -112,7 +115,7 @@ def flop_model(L: Sequence[int], h: int) -> dict[str, float]:
     numel = weight_numel(paths)
     return {"paths": len(paths), "weight_numel": numel, "coupling_macs": h * nnz, "weight_macs": weights,
             "radial_macs": h * numel, "nnz_fraction": nnz / dense,
-            "fwd_bwd_flops": 6 * (h * nnz + weights + h * numel)}
+            "fwd_bwd_flops": 6 * (h * nnz + weights + h * numel), "tp_fwd_bwd_flops": 6 * (h * nnz + weights)}
 
 
 def case_inputs(
@@ -175,12 +178,13 @@ def case_call(backend: str, L: Sequence[int], h: int, tensors: dict[str, torch.T
         features, matrix = (tensors[k].requires_grad_() for k in ("features", "matrix"))
         return lambda: torch.autograd.grad(features @ matrix, (features, matrix), tensors["weight"])
     if backend == "equinb_fused":
-        tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch").to(device)
+        tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="auto").to(device)
         features, matrix = (tensors[k].requires_grad_() for k in ("features", "matrix"))
         leaves = (x1, x2, features, matrix)
         return lambda: torch.autograd.grad(tp(x1, x2, features=features, matrix=matrix), leaves, upstream)
-    if backend == "equinb":
-        tp: torch.nn.Module = FullyConnectedTensorProduct(irreps, sh, irreps, backend="torch")
+    if backend in ("equinb", "equinb_torch"):
+        tp: torch.nn.Module = FullyConnectedTensorProduct(irreps, sh, irreps,
+                                                          backend="auto" if backend == "equinb" else "torch")
     elif backend == "cueq":
         tp = FullyConnectedTensorProduct(irreps, sh, irreps, backend="cueq")
     elif backend in ("e3nn", "e3nn_compiled"):
@@ -235,7 +239,7 @@ def measure(
         for backend in backends:
             row: dict[str, Any] = {"L": set_label(L), "h": h, "backend": backend, "status": "ok", "reason": "",
                                    "edges": edges, "repeats": repeats, **{k: model[k] for k in
-                                   ("paths", "weight_numel", "fwd_bwd_flops")}}
+                                   ("paths", "weight_numel", "fwd_bwd_flops", "tp_fwd_bwd_flops")}}
             reason = _skip_reason(backend, (tuple(L), h), compiled_shapes)
             if reason:
                 row.update(status="skipped", reason=reason)
@@ -285,7 +289,12 @@ def summarize(results: pd.DataFrame, flops_per_second: float) -> pd.DataFrame:
     table = ok.pivot_table(index=["L", "h"], columns="backend", values="us_per_edge", sort=False)
     flops = results.groupby(["L", "h"], sort=False)["fwd_bwd_flops"].first()
     table["floor"] = flops / flops_per_second * 1e6
-    for name in ("e3nn", "e3nn_compiled", "cueq"):
+    if "tp_fwd_bwd_flops" in results:
+        tp_flops = results.groupby(["L", "h"], sort=False)["tp_fwd_bwd_flops"].first()
+        table["tp_floor"] = tp_flops / flops_per_second * 1e6
+        if "equinb" in table:
+            table["equinb_over_tp_floor"] = table["equinb"] / table["tp_floor"]
+    for name in ("e3nn", "e3nn_compiled", "cueq", "equinb_torch"):
         if name in table:
             table[f"{name}_over_equinb"] = table[name] / table["equinb"]
     if "radial" in table:
