@@ -378,5 +378,5 @@ def test_tp_backends_share_checkpoints_and_predictions(L, h):
 
 
 def test_unknown_tp_backend_is_named():
-    with pytest.raises(ValueError, match=r"^tp_backend must be one of \('auto', 'torch', 'e3nn', 'cueq'\), got 'fast'$"):
+    with pytest.raises(ValueError, match=r"^tp_backend must be one of \('auto', 'fused', 'torch', 'e3nn', 'cueq'\), got 'fast'$"):
         ModelConfig(tp_backend="fast")
